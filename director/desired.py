@@ -1,0 +1,149 @@
+"""The desired-state document a director receives from the central side.
+
+This is the contract between `clusters/desired.py` (ORM -> JSON) and the director agent. It is plain JSON
+so a director needs no database credentials, and it is what the agent keeps on local disk so a restart or a
+central outage changes nothing in the data plane.
+
+Shape (all keys always present; see `DesiredState.from_dict` for defaults)::
+
+    {
+      "director": "lab1", "revision": 42,
+      "wan_interface": "wan", "lan_interface": "lan",
+      "ip_forward": true,
+      "masquerade": ["192.168.1.0/24"],          # LAN subnets NATed out of the WAN interface
+      "vips": ["172.16.10.52/24"],               # addresses the agent puts on the WAN interface
+      "services": [ServiceSpec, ...]
+    }
+
+A ServiceSpec carries the IPVS service, its ldirectord/keepalived check settings, an optional fallback
+(sorry) server and its real servers with their *admin* state. The agent derives the kernel weight from
+admin state + observed health, so a health flip never needs a round trip to the central side.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+
+PROTOCOLS = ("tcp", "udp", "sctp", "fwmark")
+FORWARDING = ("masq", "gate", "ipip")
+ADMIN_STATES = ("active", "draining", "maintenance")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """Health-check settings, named as ldirectord names them, plus keepalived's extras."""
+
+    checktype: str = "negotiate"  # connect | negotiate | ping | external | on | off | <N> (negotiate every Nth)
+    service: str = "none"  # http https http_proxy ftp smtp pop imap ldap nntp dns mysql pgsql sip radius simpletcp none
+    request: str = ""
+    receive: str = ""
+    httpmethod: str = "GET"
+    virtualhost: str = ""
+    checkport: int | None = None
+    checkinterval: float = 5.0
+    checktimeout: float = 5.0
+    negotiatetimeout: float = 5.0
+    failurecount: int = 1
+    quiescent: bool = True
+    expected_status: tuple[int, ...] = ()  # keepalived status_code; empty = any 2xx/3xx (ldirectord: receive decides)
+    retries: int = 1  # keepalived: attempts per check round
+    delay_before_retry: float = 1.0
+    rise: int = 1  # hysteresis: consecutive successes to come back up
+    quorum: int = 1  # minimum healthy reals for the service to be considered up
+    hysteresis: int = 0
+    external: str = ""  # program for checktype=external
+    login: str = ""
+    passwd: str = ""
+    database: str = ""
+    secret: str = ""
+    verify_tls: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> CheckSpec:
+        d = dict(d or {})
+        if "expected_status" in d:
+            d["expected_status"] = tuple(int(x) for x in d["expected_status"] or ())
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class RealSpec:
+    """One real server of a virtual service, as the operator wants it."""
+
+    address: str
+    port: int = 0
+    forwarding: str = "masq"
+    weight: int = 1
+    u_threshold: int = 0
+    l_threshold: int = 0
+    admin_state: str = "active"
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (str(ipaddress.ip_address(self.address)), int(self.port))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RealSpec:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A virtual service with everything the agent needs to run it on its own."""
+
+    protocol: str  # tcp | udp | sctp | fwmark
+    address: str = ""  # VIP; empty for fwmark services
+    port: int = 0
+    fwmark: int = 0
+    family: int = 4  # 4 or 6 (fwmark services need it explicitly)
+    scheduler: str = "wlc"
+    flags: tuple[str, ...] = ()  # sh-fallback sh-port mh-fallback mh-port ops
+    persistence: int = 0  # seconds, 0 = not persistent
+    netmask: str = ""  # persistence granularity: 255.255.255.255 or an IPv6 prefix length
+    check: CheckSpec = field(default_factory=CheckSpec)
+    fallback: RealSpec | None = None
+    reals: tuple[RealSpec, ...] = ()
+    name: str = ""
+
+    @property
+    def key(self) -> tuple:
+        """Stable identity of the kernel service: what ipvsadm uses to name it."""
+        if self.protocol == "fwmark":
+            return ("fwmark", self.family, int(self.fwmark))
+        return (self.protocol, str(ipaddress.ip_address(self.address)), int(self.port))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ServiceSpec:
+        d = dict(d)
+        d["check"] = CheckSpec.from_dict(d.get("check"))
+        d["fallback"] = RealSpec.from_dict(d["fallback"]) if d.get("fallback") else None
+        d["reals"] = tuple(RealSpec.from_dict(r) for r in d.get("reals", ()))
+        d["flags"] = tuple(d.get("flags", ()))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything one director should be doing."""
+
+    director: str
+    revision: int = 0
+    wan_interface: str = ""
+    lan_interface: str = ""
+    ip_forward: bool = True
+    masquerade: tuple[str, ...] = ()
+    vips: tuple[str, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DesiredState:
+        d = dict(d)
+        d["services"] = tuple(ServiceSpec.from_dict(s) for s in d.get("services", ()))
+        d["masquerade"] = tuple(d.get("masquerade", ()))
+        d["vips"] = tuple(d.get("vips", ()))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
