@@ -1,0 +1,1 @@
+"""The clusters app: directors, virtual services, real servers, and what happens to them."""

@@ -1,0 +1,99 @@
+"""ORM -> director desired state: the only module that knows both the models and the director contract."""
+
+from __future__ import annotations
+
+from director.desired import CheckSpec, DesiredState, RealSpec, ServiceSpec
+
+from . import choices as C
+from .models import Director, RealServer, VirtualService
+
+
+def check_spec(vs: VirtualService) -> CheckSpec:
+    checktype = str(vs.check_every) if vs.check_every else vs.checktype
+    return CheckSpec(
+        checktype=checktype,
+        service=vs.check_service,
+        request=vs.request,
+        receive=vs.receive,
+        httpmethod=vs.httpmethod,
+        virtualhost=vs.virtualhost,
+        checkport=vs.checkport,
+        checkinterval=vs.checkinterval,
+        checktimeout=vs.checktimeout,
+        negotiatetimeout=vs.negotiatetimeout,
+        failurecount=vs.failurecount,
+        quiescent=vs.quiescent,
+        expected_status=tuple(int(x) for x in vs.expected_status.split(",") if x.strip()),
+        retries=vs.retries,
+        delay_before_retry=vs.delay_before_retry,
+        rise=vs.rise,
+        quorum=vs.quorum,
+        hysteresis=vs.hysteresis,
+        external=vs.external_program,
+        login=vs.login,
+        passwd=vs.passwd,
+        database=vs.database,
+        secret=vs.secret,
+        verify_tls=vs.verify_tls,
+    )
+
+
+def real_spec(rs: RealServer) -> RealSpec:
+    return RealSpec(
+        address=rs.address,
+        port=rs.port,
+        forwarding=rs.forwarding,
+        weight=rs.weight,
+        u_threshold=rs.u_threshold,
+        l_threshold=rs.l_threshold,
+        admin_state=rs.admin_state,
+    )
+
+
+def service_spec(vs: VirtualService) -> ServiceSpec:
+    fallback = None
+    if vs.fallback_address:
+        fallback = RealSpec(
+            address=vs.fallback_address,
+            port=vs.fallback_port or vs.port or 0,
+            forwarding=vs.fallback_forwarding,
+            weight=1,
+        )
+    return ServiceSpec(
+        protocol=vs.protocol,
+        address=vs.address or "",
+        port=vs.port or 0,
+        fwmark=vs.fwmark or 0,
+        family=vs.family,
+        scheduler=vs.scheduler,
+        flags=tuple(vs.sched_flags or ()),
+        persistence=vs.persistence,
+        netmask=vs.netmask,
+        check=check_spec(vs),
+        fallback=fallback,
+        reals=tuple(real_spec(rs) for rs in vs.reals.all()),
+        name=vs.name,
+    )
+
+
+def desired_state(director: Director) -> DesiredState:
+    """Everything `director` should run, from the database, as the JSON-able contract object."""
+    services = list(director.services.filter(enabled=True).prefetch_related("reals"))
+    vips = []
+    if director.manage_vips:
+        for vs in services:
+            if vs.address:
+                prefix = 32 if vs.family == 4 else 128
+                vip = f"{vs.address}/{prefix}"
+                if vip not in vips:
+                    vips.append(vip)
+    return DesiredState(
+        director=director.name,
+        revision=director.desired_revision,
+        wan_interface=director.wan_interface,
+        lan_interface=director.lan_interface,
+        ip_forward=director.manage_ip_forward,
+        masquerade=(director.lan_subnet,) if director.masquerade and director.lan_subnet else (),
+        vips=tuple(vips),
+        services=tuple(service_spec(vs) for vs in services if vs.protocol == C.Protocol.FWMARK or vs.address),
+    )

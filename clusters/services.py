@@ -1,0 +1,185 @@
+"""What users and importers do to the model: every change goes through here.
+
+Each operation changes the database, records who did it as an Event, bumps the director's desired revision
+and pushes the whole desired state to the director's queue once the transaction commits, so the kernel and
+the database never disagree about what was asked for. Views stay thin: they call these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import choices as C
+from .desired import desired_state
+from .models import ApplyJob, Director, Event, RealServer
+from .stats import dest_key_for
+
+log = logging.getLogger(__name__)
+
+APPLY_TASK = "director.apply"
+
+
+def record(
+    kind: str,
+    message: str,
+    *,
+    user=None,
+    director=None,
+    service=None,
+    server=None,
+    level: str = C.Level.INFO,
+    data: dict | None = None,
+) -> Event:
+    """Append one line to the audit/log stream."""
+    if server is not None and service is None:
+        service = server.service
+    if service is not None and director is None:
+        director = service.director
+    return Event.objects.create(
+        kind=kind,
+        message=message,
+        level=level,
+        director=director,
+        service=service,
+        server=server,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        data=data or {},
+    )
+
+
+def send_to_agent(director: Director, desired: dict, job_id: int) -> str:
+    """Queue the desired state for the director's agent; returns the Celery task id."""
+    from ultramonkey_web.celery import app
+
+    result = app.send_task(APPLY_TASK, args=[desired], kwargs={"job_id": job_id}, queue=director.queue)
+    return result.id
+
+
+@transaction.atomic
+def push(director: Director, *, user=None, reason: str = "", server: RealServer | None = None) -> ApplyJob:
+    """Bump the desired revision and send the new desired state to the director after commit."""
+    Director.objects.filter(pk=director.pk).update(desired_revision=F("desired_revision") + 1)
+    director.refresh_from_db(fields=["desired_revision"])
+    job = ApplyJob.objects.create(
+        director=director,
+        server=server,
+        revision=director.desired_revision,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        reason=reason,
+    )
+    desired = desired_state(director).to_dict()
+
+    def _send() -> None:
+        try:
+            task_id = send_to_agent(director, desired, job.pk)
+        except Exception as exc:  # broker down: the job shows the error, the next push carries everything
+            log.warning("could not queue apply for %s: %s", director, exc)
+            ApplyJob.objects.filter(pk=job.pk).update(
+                status=C.JobStatus.FAILED, error=f"broker unreachable: {exc}", finished=timezone.now()
+            )
+            return
+        ApplyJob.objects.filter(pk=job.pk).update(task_id=task_id)
+
+    transaction.on_commit(_send)
+    return job
+
+
+def _server_action(server: RealServer, user, verb: str, **changes) -> ApplyJob:
+    with transaction.atomic():
+        RealServer.objects.filter(pk=server.pk).update(**changes)
+        server.refresh_from_db()
+        record(
+            C.EventKind.USER,
+            f"{verb} {server} on {server.service.label}",
+            user=user,
+            server=server,
+            data={"action": verb, **{k: v for k, v in changes.items()}},
+        )
+        return push(server.service.director, user=user, reason=f"{verb} {server}", server=server)
+
+
+def drain(server: RealServer, user=None, then: str = C.AfterDrain.NOTHING) -> ApplyJob:
+    """Weight 0 in the kernel: established connections continue, new ones go elsewhere."""
+    return _server_action(server, user, "drain", admin_state=C.AdminState.DRAINING, after_drain=then)
+
+
+def maintenance(server: RealServer, user=None) -> ApplyJob:
+    """Out of the kernel table entirely (existing connections are cut by the kernel's expiry)."""
+    return _server_action(server, user, "maintenance", admin_state=C.AdminState.MAINTENANCE, after_drain="")
+
+
+def enable(server: RealServer, user=None) -> ApplyJob:
+    """Back in rotation at its configured weight (if its health check agrees)."""
+    return _server_action(server, user, "enable", admin_state=C.AdminState.ACTIVE, after_drain="")
+
+
+def set_weight(server: RealServer, weight: int, user=None) -> ApplyJob:
+    if not 0 <= int(weight) <= 65535:
+        raise ValueError("Weight must be between 0 and 65535.")
+    return _server_action(server, user, "weight", weight=int(weight))
+
+
+HOST_ACTIONS = {
+    "drain": {"admin_state": C.AdminState.DRAINING},
+    "maintenance": {"admin_state": C.AdminState.MAINTENANCE, "after_drain": ""},
+    "enable": {"admin_state": C.AdminState.ACTIVE, "after_drain": ""},
+}
+
+
+def host_action(address: str, action: str, user=None, director: Director | None = None) -> list[ApplyJob]:
+    """Drain / maintenance / enable one host in every virtual service it serves (one push per director)."""
+    changes = HOST_ACTIONS[action]
+    servers = RealServer.objects.filter(address=address).select_related("service__director")
+    if director is not None:
+        servers = servers.filter(service__director=director)
+    jobs = []
+    with transaction.atomic():
+        directors = {s.service.director_id: s.service.director for s in servers}
+        servers.update(**changes)
+        for d in directors.values():
+            record(
+                C.EventKind.USER,
+                f"{action} host {address} on every virtual service of {d}",
+                user=user,
+                director=d,
+                data={"action": action, "host": address},
+            )
+            jobs.append(push(d, user=user, reason=f"{action} host {address}"))
+    return jobs
+
+
+def finish_drains(snapshot_by_key: dict, director: Director) -> int:
+    """Move drained servers on once the kernel shows no connections left (called by the central worker).
+
+    `snapshot_by_key` maps (service_key, real_key) -> dest stats dict with active/inactive/persistent.
+    """
+    moved = 0
+    for server in (
+        RealServer.objects.filter(service__director=director, admin_state=C.AdminState.DRAINING)
+        .exclude(after_drain="")
+        .select_related("service")
+    ):
+        stats = snapshot_by_key.get(dest_key_for(server))
+        if stats is None:
+            continue
+        if stats.get("active", 0) or stats.get("inactive", 0) or stats.get("persistent", 0):
+            continue
+        if server.after_drain == C.AfterDrain.MAINTENANCE:
+            # conditional update: a user who enabled it meanwhile wins
+            n = RealServer.objects.filter(pk=server.pk, admin_state=C.AdminState.DRAINING).update(
+                admin_state=C.AdminState.MAINTENANCE, after_drain=""
+            )
+            if n:
+                record(C.EventKind.APPLY, f"{server} drained: now in maintenance", server=server)
+                moved += 1
+        elif server.after_drain == C.AfterDrain.REMOVE:
+            record(C.EventKind.APPLY, f"{server} drained: removed from {server.service.label}", server=server)
+            RealServer.objects.filter(pk=server.pk, admin_state=C.AdminState.DRAINING).delete()
+            moved += 1
+    if moved:
+        push(director, reason="drain finished")
+    return moved

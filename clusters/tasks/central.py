@@ -1,0 +1,35 @@
+"""Periodic central work: ingest agent reports, heartbeats, finishing drains.
+
+Run by the central worker on beat's schedule (ultramonkey_web/celery.py). Each task is short and bounded
+so a slow database never piles up work: the next tick just continues from the stream cursor.
+"""
+
+from celery import shared_task
+
+from .. import ingest, services, stats
+from ..models import Director
+
+
+@shared_task(name="clusters.ingest_events", ignore_result=True)
+def ingest_events() -> int:
+    n = 0
+    for _ in range(10):  # bounded: at most 10 batches per tick
+        got = ingest.ingest()
+        n += got
+        if got < 5000:
+            break
+    ingest.refresh_heartbeats()
+    return n
+
+
+@shared_task(name="clusters.follow_up", ignore_result=True)
+def follow_up() -> int:
+    """Finish drains whose connections have gone (weight 0 -> maintenance or removal)."""
+    moved = 0
+    for director in (
+        Director.objects.filter(services__reals__admin_state="draining")
+        .exclude(services__reals__after_drain="")
+        .distinct()
+    ):
+        moved += services.finish_drains(stats.dest_stats(director.name), director)
+    return moved

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what Ultra Monkey Web needs on a Debian/Ubuntu machine (as root), idempotently:
+# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables, chromium for browser tests),
+# then the project's virtualenv in .venv. Safe to run on every `make run` / `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps bc chromium"
+missing=""
+for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "bootstrap: installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
