@@ -1,6 +1,6 @@
 """URLs of the dashboard."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,3 +9,4 @@ urlpatterns = [
     path("directors/<int:pk>/", views.director_detail, name="director_detail"),
     path("services/<int:pk>/", views.service_detail, name="service_detail"),
 ]
+urlpatterns += [path("", include("clusters.urls_io"))]
