@@ -1,0 +1,15 @@
+# One image for every role: web (gunicorn), central worker, beat, and the director agent.
+FROM python:3.11-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends nftables iproute2 ipvsadm kmod \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY director director
+COPY clusters clusters
+COPY ultramonkey_web ultramonkey_web
+RUN pip install --no-cache-dir .
+COPY . .
+ENV PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=ultramonkey_web.settings
+RUN SECRET_KEY=build python manage.py collectstatic --noinput
+EXPOSE 8000
+CMD ["gunicorn", "ultramonkey_web.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
