@@ -1,0 +1,87 @@
+"""The director's Celery app: a worker on queue ``director.<name>``, concurrency 1, no Django.
+
+The `Agent` (director/agent.py) lives inside the worker process as a bootstep: it starts before the consumer
+and keeps running health checks, reporting and acting on them whatever the broker does, so a Redis or
+central outage never stops the data plane. Tasks are thin wrappers that hand JSON to the agent.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, bootsteps
+
+from .agent import Agent
+
+REDIS_URL = os.environ.get("UMW_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _celery_url(url: str) -> str:
+    return "redis+socket://" + url[len("unix://") :] if url.startswith("unix://") else url
+
+
+app = Celery("ultramonkey_director", broker=_celery_url(REDIS_URL), backend=_celery_url(REDIS_URL))
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_expires=600,
+    worker_prefetch_multiplier=1,
+    task_acks_late=False,
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,  # keep trying forever: the data plane runs without the broker
+    broker_transport_options={"socket_timeout": 5, "socket_connect_timeout": 3},
+    redis_socket_timeout=5,
+    redis_socket_connect_timeout=3,
+    worker_hijack_root_logger=False,
+    worker_send_task_events=False,
+)
+
+_agent: Agent | None = None
+
+
+def agent() -> Agent:
+    if _agent is None:
+        raise RuntimeError("the director agent is not running in this process")
+    return _agent
+
+
+class AgentStep(bootsteps.StartStopStep):
+    """Starts the agent (restore last state, health checks, reporter) with the worker, stops it after."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def start(self, worker):
+        global _agent
+        _agent = Agent.from_env()
+        _agent.start()
+
+    def stop(self, worker):
+        if _agent is not None:
+            _agent.stop()
+
+
+app.steps["worker"].add(AgentStep)
+
+
+@app.task(name="director.apply")
+def apply(desired: dict, job_id: int | None = None) -> dict:
+    """Make the kernel match `desired` (the whole state, not a delta) and report per-operation results."""
+    return agent().apply_desired(desired, job_id=job_id)
+
+
+@app.task(name="director.conntable")
+def conntable(service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500) -> dict:
+    """The live connection table, filtered and capped, like `ipvsadm -Lnc`."""
+    return agent().conntable(service=service, client=client, real=real, state=state, limit=limit)
+
+
+@app.task(name="director.snapshot")
+def snapshot() -> dict:
+    """The current kernel table with stats and health, as the reporter publishes it."""
+    return agent().snapshot()
+
+
+@app.task(name="director.ping")
+def ping() -> dict:
+    return {"director": agent().name, "revision": agent().revision}
