@@ -21,6 +21,8 @@ from .stats import dest_key_for
 log = logging.getLogger(__name__)
 
 APPLY_TASK = "director.apply"
+# A click must not hang on a dead broker: two quick retries, then the job shows the error.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 def record(
@@ -55,7 +57,14 @@ def send_to_agent(director: Director, desired: dict, job_id: int) -> str:
     """Queue the desired state for the director's agent; returns the Celery task id."""
     from ultramonkey_web.celery import app
 
-    result = app.send_task(APPLY_TASK, args=[desired], kwargs={"job_id": job_id}, queue=director.queue)
+    result = app.send_task(
+        APPLY_TASK,
+        args=[desired],
+        kwargs={"job_id": job_id},
+        queue=director.queue,
+        retry=True,
+        retry_policy=PUBLISH_RETRY,
+    )
     return result.id
 
 
