@@ -34,8 +34,10 @@ ADMIN_STATES = ("active", "draining", "maintenance")
 class CheckSpec:
     """Health-check settings, named as ldirectord names them, plus keepalived's extras."""
 
-    checktype: str = "negotiate"  # connect | negotiate | ping | external | on | off | <N> (negotiate every Nth)
-    service: str = "none"  # http https http_proxy ftp smtp pop imap ldap nntp dns mysql pgsql sip radius simpletcp none
+    # connect | negotiate | ping | external | on | off | "<N>" (connect checks, negotiate every Nth)
+    checktype: str = "negotiate"
+    # http https http_proxy ftp smtp pop imap ldap nntp dns mysql pgsql sip radius simpletcp none
+    service: str = "none"
     request: str = ""
     receive: str = ""
     httpmethod: str = "GET"
@@ -46,7 +48,8 @@ class CheckSpec:
     negotiatetimeout: float = 5.0
     failurecount: int = 1
     quiescent: bool = True
-    expected_status: tuple[int, ...] = ()  # keepalived status_code; empty = any 2xx/3xx (ldirectord: receive decides)
+    # keepalived status_code; empty = ldirectord rules (receive decides)
+    expected_status: tuple[int, ...] = ()
     retries: int = 1  # keepalived: attempts per check round
     delay_before_retry: float = 1.0
     rise: int = 1  # hysteresis: consecutive successes to come back up
