@@ -1,0 +1,72 @@
+"""checktype=external: run a program with ldirectord's arguments `v_server v_port r_server r_port`.
+
+No shell is involved (the program path and the four arguments are passed as argv), the program gets
+checktimeout seconds and is then terminated (SIGTERM as ldirectord does, SIGKILL if it lingers),
+exit status 0 means up. The first line of its stderr (or stdout) is kept in the reason so an operator
+can see why a custom check failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+
+from director.desired import CheckSpec
+
+from .base import Checker, CheckFailed, Target, fmt_seconds
+
+
+class ExternalChecker(Checker):
+    """`spec.external` is the program, optionally with fixed leading arguments (split like a shell would)."""
+
+    name = "external"
+
+    def __init__(self, spec: CheckSpec):
+        super().__init__(spec)
+        # Our own deadline handles the program; the base class deadline is only a backstop.
+        self.run_timeout = float(spec.checktimeout)
+        self.timeout = self.run_timeout + 2.0
+        self.argv = shlex.split(spec.external) if spec.external else []
+
+    async def _check(self, target: Target) -> str:
+        if not self.argv:
+            raise CheckFailed("no external program configured")
+        args = [*self.argv, target.v_address, str(target.v_port), target.address, str(target.port)]
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            async with asyncio.timeout(self.run_timeout):
+                out, err = await proc.communicate()
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            await _terminate(proc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise CheckFailed(f"external timeout {fmt_seconds(self.run_timeout)}") from None
+        code = proc.returncode
+        text = (err or out or b"").decode("utf-8", "replace").strip().splitlines()
+        detail = f": {text[0][:80]}" if text else ""
+        if code != 0:
+            raise CheckFailed(f"exit {code}{detail}")
+        return f"exit 0{detail}"
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        async with asyncio.timeout(1.0):
+            await proc.wait()
+            return
+    except TimeoutError:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await proc.wait()
