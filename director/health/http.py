@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 from urllib.parse import urlsplit
 
@@ -152,17 +153,30 @@ class HttpChecker(Checker):
         sni = None
         if self.ssl_context is not None:
             sni = self.spec.virtualhost or target.address
+        started = loop.time()
+        sock = socket.socket(target.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
         try:
             async with asyncio.timeout(self.connect_timeout):
+                await loop.sock_connect(sock, (target.address, target.check_port))
+        except TimeoutError:
+            sock.close()
+            raise CheckFailed(f"connect timeout {fmt_seconds(self.connect_timeout)}") from None
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            # TLS handshake gets what is left of negotiatetimeout, and its own reason when it stalls.
+            async with asyncio.timeout(max(0.001, self.timeout - (loop.time() - started))):
                 transport, _ = await loop.create_connection(
-                    lambda: proto,
-                    target.address,
-                    target.check_port,
-                    ssl=self.ssl_context,
-                    server_hostname=sni,
+                    lambda: proto, sock=sock, ssl=self.ssl_context, server_hostname=sni
                 )
         except TimeoutError:
-            raise CheckFailed(f"connect timeout {fmt_seconds(self.connect_timeout)}") from None
+            sock.close()
+            raise CheckFailed("TLS handshake timeout" if self.ssl_context else "timeout") from None
+        except BaseException:
+            sock.close()
+            raise
         try:
             raw = await done
         finally:

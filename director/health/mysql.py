@@ -63,10 +63,15 @@ def _lenenc(payload: bytes, pos: int) -> tuple[int, int]:
 class _Conn:
     def __init__(self, reader, writer):
         self.reader, self.writer, self.seq = reader, writer, 0
+        self.greeted = False
 
     async def read(self) -> bytes:
         head = await self.reader.readexactly(4)
         size = int.from_bytes(head[:3], "little")
+        if not self.greeted:  # the greeting is small and numbered 0; anything else is not MySQL
+            if head[3] != 0 or size > 4096:
+                raise CheckFailed("MySQL: bad greeting")
+            self.greeted = True
         self.seq = (head[3] + 1) & 0xFF
         return await self.reader.readexactly(size)
 

@@ -21,6 +21,7 @@ class HealthServers:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self._closers = []
+        self._tasks = set()
 
     def _run(self, coro, timeout: float = 10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -29,12 +30,14 @@ class HealthServers:
         """Serve `async handler(reader, writer)` on host:<free port>; returns the port."""
 
         async def wrapped(reader, writer):
+            self._tasks.add(asyncio.current_task())
             try:
                 await handler(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
                 pass
             finally:
                 writer.close()
+                self._tasks.discard(asyncio.current_task())
 
         async def start():
             return await asyncio.start_server(wrapped, host, 0, ssl=ssl)
@@ -68,6 +71,11 @@ class HealthServers:
             for close in self._closers:
                 with contextlib.suppress(Exception):
                     close()
+            self._closers.clear()
+            tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         self._run(close_all())
 
