@@ -106,11 +106,14 @@ class _Job:
 
 
 class _Service:
-    __slots__ = ("total", "healthy", "quorum")
+    """Counts for one service; `unknown` reals (no round finished yet) hold back the first quorum verdict."""
+
+    __slots__ = ("total", "healthy", "unknown", "quorum")
 
     def __init__(self, quorum: Quorum):
         self.total = 0
         self.healthy = 0
+        self.unknown = 0
         self.quorum = quorum
 
 
@@ -277,7 +280,7 @@ class HealthEngine:
             if service is None or (service.quorum.quorum, service.quorum.hysteresis) != (quorum, hysteresis):
                 new = _Service(Quorum(quorum, hysteresis))
                 if service is not None:
-                    new.healthy, new.total = service.healthy, service.total
+                    new.healthy, new.total, new.unknown = service.healthy, service.total, service.unknown
                 with self._lock:
                     self._services[skey] = new
         for skey in [k for k in self._services if k not in quorums]:
@@ -303,9 +306,11 @@ class HealthEngine:
             service.total += 1
             if up:
                 service.healthy += 1
+            elif up is None:
+                service.unknown += 1
             new.task = asyncio.get_running_loop().create_task(self._run(new), name=f"health {key}")
         for skey, service in self._services.items():  # removals can change a verdict without any check
-            if service.quorum.met is not None:
+            if service.quorum.met is not None or (service.unknown == 0 and service.total == 0):
                 flip = service.quorum.update(service.healthy)
                 if flip is not None and self.on_quorum is not None:
                     self._call(self.on_quorum, skey, flip, service.healthy)
@@ -323,6 +328,8 @@ class HealthEngine:
             service.total -= 1
             if job.health.up:
                 service.healthy -= 1
+            elif job.health.up is None:
+                service.unknown -= 1
         if not keep_status:
             with self._lock:
                 self._status.pop((job.service, job.real), None)
@@ -363,6 +370,8 @@ class HealthEngine:
             job.since = now
             if service is not None:
                 service.healthy += int(bool(up)) - int(bool(before))
+                if before is None:
+                    service.unknown -= 1
         status = RealStatus(
             job.service,
             job.real,
@@ -379,7 +388,9 @@ class HealthEngine:
             self._status[(job.service, job.real)] = status
         if not changed:
             return
-        quorum_flip = service.quorum.update(service.healthy) if service is not None else None
+        quorum_flip = None
+        if service is not None and service.unknown == 0:
+            quorum_flip = service.quorum.update(service.healthy)
         if self.on_change is not None:
             self._call(self.on_change, job.service, job.real, bool(up), result)
         if quorum_flip is not None and self.on_quorum is not None:
