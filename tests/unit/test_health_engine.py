@@ -231,3 +231,17 @@ def test_it_accepts_updates_from_many_threads(engine, health_servers):
     for t in threads:
         t.join(5)
     assert len(engine.services()) == 1
+
+
+def test_it_runs_external_checks_from_the_engine_thread(engine, tmp_path):
+    flag = tmp_path / "healthy"
+    flag.write_text("")
+    prog = tmp_path / "check.sh"
+    prog.write_text(f"#!/bin/sh\ntest -e {flag}\n")
+    prog.chmod(0o755)
+    check = CheckSpec(checktype="external", external=str(prog), checkinterval=0.1, checktimeout=2)
+    engine.update([ServiceSpec("tcp", "192.0.2.1", 80, check=check, reals=(RealSpec("127.0.0.1", 8080),))])
+    assert engine.events.next()[2] is True
+    flag.unlink()
+    _, _, up, result, _ = engine.events.next()
+    assert up is False and result.reason == "exit 1"

@@ -196,3 +196,14 @@ def test_it_passes_https_verification_with_the_right_ca_and_name(health_servers,
 def test_it_reports_https_against_a_plain_http_server_as_a_tls_failure(health_servers):
     result = run(CheckSpec(service="https", negotiatetimeout=0.5), http_server(health_servers))
     assert not result.ok and result.reason.startswith("TLS")
+
+
+def test_it_checks_http_over_ipv6(health_servers):
+    seen = []
+    try:
+        port = http_server(health_servers, seen=seen, host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    result = run(CheckSpec(service="http"), port, host="::1")
+    assert result.ok, result.reason
+    assert "\r\nHost: [::1]\r\n" in seen[0]
