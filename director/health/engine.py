@@ -141,6 +141,7 @@ class HealthEngine:
         self._status: dict[tuple[ServiceKey, RealKey], RealStatus] = {}
         self._lock = threading.Lock()
         self._pending: list[ServiceSpec] | None = None
+        self._applied: list[ServiceSpec] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -238,6 +239,13 @@ class HealthEngine:
             if job.task:
                 job.task.cancel()
         await asyncio.gather(*(j.task for j in jobs if j.task), return_exceptions=True)
+        # A later start() begins afresh from the last configuration (states unknown again).
+        self._pending = self._applied
+        self._jobs.clear()
+        self._checkers.clear()
+        with self._lock:
+            self._services.clear()
+            self._status.clear()
 
     def _checker(self, spec: CheckSpec, protocol: str, cache: dict) -> Checker:
         key = (spec, protocol)
@@ -254,6 +262,7 @@ class HealthEngine:
 
     def _apply(self, services: list[ServiceSpec]) -> None:
         """Diff the running jobs against `services` (engine thread only)."""
+        self._applied = services
         checkers: dict[tuple[CheckSpec, str], Checker] = {}
         wanted: dict[tuple[ServiceKey, RealKey], tuple] = {}
         quorums: dict[ServiceKey, tuple[int, int]] = {}

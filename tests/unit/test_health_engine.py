@@ -245,3 +245,22 @@ def test_it_runs_external_checks_from_the_engine_thread(engine, tmp_path):
     flag.unlink()
     _, _, up, result, _ = engine.events.next()
     assert up is False and result.reason == "exit 1"
+
+
+def test_it_can_be_stopped_and_started_again(health_servers):
+    backend = Backend(health_servers)
+    events = Events()
+    eng = HealthEngine(events.on_change)
+    eng.start()
+    try:
+        eng.update([service([backend.port])])
+        assert events.next()[2] is True
+        eng.stop()
+        assert eng.results() == {}
+        hits = backend.hits
+        time.sleep(0.25)
+        assert backend.hits == hits  # nothing runs while stopped
+        eng.start()
+        assert events.next()[2] is True  # same configuration, fresh state
+    finally:
+        eng.stop()
