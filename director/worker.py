@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery, bootsteps
+from celery.signals import worker_ready
 
 from .agent import Agent
 
@@ -64,6 +65,18 @@ class AgentStep(bootsteps.StartStopStep):
 app.steps["worker"].add(AgentStep)
 
 
+@worker_ready.connect
+def _mark_ready(sender=None, **kwargs):
+    """pid + ready time in the state directory: for supervisors, the lab, and humans."""
+    import time
+
+    if _agent is not None:
+        with open(os.path.join(_agent.state_dir, "agent.pid"), "w") as f:
+            f.write(str(os.getpid()))
+        with open(os.path.join(_agent.state_dir, "agent.ready"), "w") as f:
+            f.write(f"{time.time():.3f}")
+
+
 @app.task(name="director.apply")
 def apply(desired: dict, job_id: int | None = None) -> dict:
     """Make the kernel match `desired` (the whole state, not a delta) and report per-operation results."""
@@ -71,7 +84,9 @@ def apply(desired: dict, job_id: int | None = None) -> dict:
 
 
 @app.task(name="director.conntable")
-def conntable(service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500) -> dict:
+def conntable(
+    service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500
+) -> dict:
     """The live connection table, filtered and capped, like `ipvsadm -Lnc`."""
     return agent().conntable(service=service, client=client, real=real, state=state, limit=limit)
 
