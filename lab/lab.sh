@@ -15,13 +15,13 @@
 #        lab.sh pytest [ARGS...]      one-shot guest: topology + `pytest ARGS` (default tests/kernel); exit = pytest's
 #        lab.sh exec 'COMMAND'        one-shot guest: topology + COMMAND from the repo root; exit = COMMAND's
 #        lab.sh redis-stop | redis-start   stop/start the product Redis (fault tests; data kept on disk)
-# Env: UMW_LAB_DIR (/tmp/umw-lab), LAB_MEM (384M), LAB_UML_TMP (/dev/shm), LAB_READY_TIMEOUT (120),
+# Env: UMW_LAB_DIR (/tmp/umw-lab), LAB_NS (umwlab), LAB_MEM (384M), LAB_UML_TMP (/dev/shm), LAB_READY_TIMEOUT (120),
 #      LAB_GUEST_TIMEOUT (1800, one-shot guests), LAB_PIN (0; 1 pins each guest to one CPU).
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 LAB=${UMW_LAB_DIR:-/tmp/umw-lab}
 RUN=$LAB/run
-NS=umwlab BR=umwbr
+NS=${LAB_NS:-umwlab} BR=umwbr  # LAB_NS + UMW_LAB_DIR: a second, independent lab
 MEM=${LAB_MEM:-384M}
 UML_TMP=${LAB_UML_TMP:-/dev/shm}
 READY_TIMEOUT=${LAB_READY_TIMEOUT:-120}
