@@ -1,20 +1,294 @@
-"""Dashboard views: thin; logic lives in services.py (writes) and stats.py (live reads)."""
+"""Dashboard views: thin; logic lives in services.py (writes), stats.py and live.py (live reads).
 
-from django.shortcuts import get_object_or_404, render
+One view serves a page and its live fragment: with HX-Request the same view renders only the
+`{% partialdef %}` the page polls. A poll for an object that was deleted gets HTTP 286, which tells htmx to
+stop polling, with a short note to show in place of the stale numbers.
+"""
 
-from .models import Director, VirtualService
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from . import choices as C
+from . import live, services, stats
+from .forms import (
+    ConnFilterForm,
+    DirectorForm,
+    HostActionForm,
+    LogFilterForm,
+    RealServerForm,
+    VirtualServiceForm,
+    WeightForm,
+)
+from .models import ApplyJob, Director, RealServer, VirtualService
+
+OPERATE = "clusters.operate_realserver"
+LOG_PAGE = 100
+LOG_POLL_MAX = 200
 
 
+def _template(request, template: str, partial: str) -> str:
+    return f"{template}#{partial}" if request.htmx else template
+
+
+def _gone(request, message: str):
+    """Stop an htmx poll (286) with a note in place of the fragment; a plain request is a 404."""
+    if request.htmx:
+        return HttpResponseStopPolling(format_html('<p class="gone" role="status">{}</p>', message))
+    raise Http404(message)
+
+
+def _require_operate(request) -> None:
+    if not request.user.has_perm(OPERATE):
+        raise PermissionDenied("You may look, not operate.")
+
+
+# -- live pages --------------------------------------------------------------------------------------------
+@require_GET
 def overview(request):
-    directors = Director.objects.prefetch_related("services__reals")
-    return render(request, "clusters/overview.html", {"directors": directors})
+    summaries = [live.summarize(d) for d in live.directors_for_overview()]
+    return render(
+        request, _template(request, "clusters/overview.html", "directors"), {"summaries": summaries}
+    )
 
 
+@require_GET
 def director_detail(request, pk):
+    director = Director.objects.filter(pk=pk).prefetch_related("services__reals").first()
+    if director is None:
+        return _gone(request, "This director no longer exists.")
+    context = {
+        "director": director,
+        "summary": live.summarize(director),
+        "hosts": live.hosts(director),
+        "jobs": director.jobs.select_related("user", "server")[:8],
+    }
+    return render(request, _template(request, "clusters/director_detail.html", "live"), context)
+
+
+@require_POST
+def host_action(request, pk):
+    """Drain / maintenance / enable one address in every virtual service of this director."""
+    _require_operate(request)
     director = get_object_or_404(Director, pk=pk)
-    return render(request, "clusters/director_detail.html", {"director": director})
+    form = HostActionForm(request.POST)
+    if form.is_valid():
+        address, action = form.cleaned_data["address"], form.cleaned_data["action"]
+        jobs = services.host_action(address, action, user=request.user, director=director)
+        if jobs:
+            messages.success(request, f"{action} {address}: revision {jobs[0].revision} sent to {director}.")
+        else:
+            messages.warning(request, f"{address} is not a real server of {director}.")
+    else:
+        messages.error(request, "Choose a real-server address and an action.")
+    return redirect(director)
 
 
+@require_GET
 def service_detail(request, pk):
+    service = VirtualService.objects.select_related("director").filter(pk=pk).first()
+    if service is None:
+        return _gone(request, "This virtual service no longer exists.")
+    director = live.refresh_last_seen(service.director)
+    context = {
+        "service": service,
+        "director": director,
+        "status": director.agent_status(),
+        "summary": live.summarize_service(service, stats.snapshot(director.name)),
+        "rows": live.real_rows(service),
+    }
+    return render(request, _template(request, "clusters/service_detail.html", "reals"), context)
+
+
+SERVER_ACTIONS = ("drain", "maintenance", "enable", "weight")
+
+
+@require_POST
+def server_action(request, pk, action):
+    """One click on a real-server row: the change goes through services.*, the row comes back."""
+    _require_operate(request)
+    if action not in SERVER_ACTIONS:
+        raise Http404("no such action")
+    server = get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
+    error = ""
+    if action == "drain":
+        then = request.POST.get("then", "")
+        services.drain(server, request.user, then=then if then in C.AfterDrain.values else "")
+    elif action == "maintenance":
+        services.maintenance(server, request.user)
+    elif action == "enable":
+        services.enable(server, request.user)
+    else:
+        form = WeightForm(request.POST)
+        if form.is_valid():
+            services.set_weight(server, form.cleaned_data["weight"], request.user)
+        else:
+            error = "Weight must be a whole number from 0 to 65535."
+    if not request.htmx:
+        return redirect(server)
+    server.refresh_from_db()
+    row = live.real_rows(server.service, [server])[0]
+    return render(
+        request,
+        "clusters/service_detail.html#real_row",
+        {"row": row, "service": server.service, "row_error": error},
+    )
+
+
+@require_GET
+def job_status(request, pk):
+    """The badge of one apply job; polling stops once the agent has answered (or the job is gone)."""
+    job = ApplyJob.objects.filter(pk=pk).first()
+    if job is None:
+        return HttpResponseStopPolling("")
+    html = render_to_string("clusters/_job.html", {"job": job}, request)
+    if job.status == C.JobStatus.PENDING:
+        return HttpResponse(html)
+    return HttpResponseStopPolling(html)
+
+
+@require_GET
+def connections(request, pk):
+    director = get_object_or_404(Director, pk=pk)
+    form = ConnFilterForm(director, request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    table = live.conntable(
+        director,
+        service=filters.get("service"),
+        client=filters.get("client", ""),
+        real=filters.get("real", ""),
+        state=filters.get("state", ""),
+    )
+    context = {"director": director, "form": form, "table": table}
+    return render(request, _template(request, "clusters/connections.html", "table"), context)
+
+
+@require_GET
+def logs(request):
+    """Newest events first; a poll asks for ?after=<last id> and gets only the newer rows."""
+    form = LogFilterForm(request.GET or None)
+    events = form.filter(LogFilterForm.events())
+    after = request.GET.get("after", "")
+    if request.htmx and after.isdigit():
+        rows = list(events.filter(id__gt=int(after))[:LOG_POLL_MAX])
+        template = "clusters/logs.html#newer"
+        last_id = rows[0].id if rows else int(after)
+    else:
+        rows = list(events[:LOG_PAGE])
+        template = "clusters/logs.html"
+        last_id = rows[0].id if rows else 0
+    params = request.GET.copy()
+    params["after"] = last_id
+    context = {"form": form, "events": rows, "poll_url": f"{request.path}?{params.urlencode()}"}
+    return render(request, template, context)
+
+
+# -- create / edit / delete --------------------------------------------------------------------------------
+def _edit(request, form_class, instance=None, initial=None, title="", cancel="/"):
+    form = form_class(request.POST or None, instance=instance, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        obj = form.save_and_push(request.user)
+        messages.success(request, f"Saved {obj._meta.verbose_name} {obj}; the director is being updated.")
+        return redirect(obj)
+    return render(request, "clusters/form.html", {"form": form, "title": title, "cancel": cancel})
+
+
+def _delete(request, obj, director: Director | None, done: str, cancel: str):
+    """Confirm on GET; on POST delete, record it and (unless the director itself went) push."""
+    what = f"{obj._meta.verbose_name} {obj}"
+    if request.method == "POST":
+        with transaction.atomic():
+            services.record(C.EventKind.USER, f"deleted {what}", user=request.user, director=director)
+            obj.delete()
+            if director is not None:
+                services.push(director, user=request.user, reason=f"deleted {what}")
+        messages.success(request, f"Deleted {what}.")
+        return redirect(done)
+    return render(request, "clusters/confirm_delete.html", {"object": obj, "what": what, "cancel": cancel})
+
+
+@permission_required("clusters.add_director", raise_exception=True)
+def director_create(request):
+    return _edit(request, DirectorForm, title="New director", cancel=reverse("overview"))
+
+
+@permission_required("clusters.change_director", raise_exception=True)
+def director_edit(request, pk):
+    director = get_object_or_404(Director, pk=pk)
+    return _edit(
+        request, DirectorForm, director, title=f"Edit director {director}", cancel=director.get_absolute_url()
+    )
+
+
+@permission_required("clusters.delete_director", raise_exception=True)
+def director_delete(request, pk):
+    director = get_object_or_404(Director, pk=pk)
+    return _delete(request, director, None, reverse("overview"), director.get_absolute_url())
+
+
+@permission_required("clusters.add_virtualservice", raise_exception=True)
+def service_create(request, pk):
+    director = get_object_or_404(Director, pk=pk)
+    return _edit(
+        request,
+        VirtualServiceForm,
+        initial={"director": director},
+        title=f"New virtual service on {director}",
+        cancel=director.get_absolute_url(),
+    )
+
+
+@permission_required("clusters.change_virtualservice", raise_exception=True)
+def service_edit(request, pk):
     service = get_object_or_404(VirtualService.objects.select_related("director"), pk=pk)
-    return render(request, "clusters/service_detail.html", {"service": service, "reals": service.reals.all()})
+    return _edit(
+        request, VirtualServiceForm, service, title=f"Edit {service}", cancel=service.get_absolute_url()
+    )
+
+
+@permission_required("clusters.delete_virtualservice", raise_exception=True)
+def service_delete(request, pk):
+    service = get_object_or_404(VirtualService.objects.select_related("director"), pk=pk)
+    director = service.director
+    return _delete(request, service, director, director.get_absolute_url(), service.get_absolute_url())
+
+
+@permission_required("clusters.add_realserver", raise_exception=True)
+def server_create(request, pk):
+    service = get_object_or_404(VirtualService.objects.select_related("director"), pk=pk)
+    return _edit(
+        request,
+        RealServerForm,
+        initial={"service": service, "port": service.port or 0},
+        title=f"New real server in {service}",
+        cancel=service.get_absolute_url(),
+    )
+
+
+@permission_required("clusters.change_realserver", raise_exception=True)
+def server_edit(request, pk):
+    server = get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
+    return _edit(
+        request,
+        RealServerForm,
+        server,
+        title=f"Edit real server {server} in {server.service}",
+        cancel=server.get_absolute_url(),
+    )
+
+
+@permission_required("clusters.delete_realserver", raise_exception=True)
+def server_delete(request, pk):
+    server = get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
+    service = server.service
+    return _delete(request, server, service.director, service.get_absolute_url(), server.get_absolute_url())

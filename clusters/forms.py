@@ -1,0 +1,217 @@
+"""Forms for directors, virtual services and real servers, plus the log filter.
+
+Validation lives on the models (clean() and constraints), so the forms stay declarations; what they add is
+grouping (fieldsets a template can loop over) and `save_and_push`, which saves, records who changed what
+and pushes the new desired state to the director in one transaction, exactly like a one-click operation.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.db import transaction
+
+from . import choices as C
+from . import services
+from .models import Director, Event, RealServer, VirtualService
+
+
+class PushingModelForm(forms.ModelForm):
+    """A ModelForm whose save is audited and reaches the director."""
+
+    fieldsets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def director_of(self, obj) -> Director:
+        raise NotImplementedError
+
+    def save_and_push(self, user):
+        created = self.instance.pk is None
+        with transaction.atomic():
+            obj = self.save()
+            verb = "created" if created else "changed"
+            what = f"{obj._meta.verbose_name} {obj}"
+            changed = sorted(self.changed_data)
+            detail = "" if created or not changed else f" ({', '.join(changed)})"
+            director = self.director_of(obj)
+            kw = {"director": director}
+            if isinstance(obj, VirtualService):
+                kw["service"] = obj
+            elif isinstance(obj, RealServer):
+                kw["server"] = obj
+            services.record(
+                C.EventKind.USER, f"{verb} {what}{detail}", user=user, data={"changed": changed}, **kw
+            )
+            services.push(director, user=user, reason=f"{verb} {what}")
+        return obj
+
+    def grouped(self):
+        """[(title, [bound fields])] for the template; fields not named in a fieldset come last."""
+        named = {f for _, fs in self.fieldsets for f in fs}
+        groups = [(title, [self[f] for f in fs if f in self.fields]) for title, fs in self.fieldsets]
+        rest = [self[f] for f in self.fields if f not in named]
+        if rest:
+            groups.append(("Other", rest))
+        return groups
+
+
+def _names(fieldsets) -> list[str]:
+    return [name for _, names in fieldsets for name in names]
+
+
+DIRECTOR_FIELDSETS = (
+    ("Director", ("name", "description", "agent_queue", "peer")),
+    (
+        "Network",
+        ("wan_interface", "lan_interface", "lan_subnet", "manage_ip_forward", "masquerade", "manage_vips"),
+    ),
+)
+
+
+class DirectorForm(PushingModelForm):
+    class Meta:
+        model = Director
+        fields = _names(DIRECTOR_FIELDSETS)
+
+    fieldsets = DIRECTOR_FIELDSETS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        peers = Director.objects.all()
+        if self.instance.pk:
+            peers = peers.exclude(pk=self.instance.pk)
+        self.fields["peer"].queryset = peers
+
+    def director_of(self, obj):
+        return obj
+
+
+VS_FIELDSETS = (
+    (
+        "Service",
+        (
+            "director",
+            "name",
+            "protocol",
+            "address",
+            "port",
+            "fwmark",
+            "family",
+            "scheduler",
+            "sched_flags",
+            "persistence",
+            "netmask",
+            "enabled",
+        ),
+    ),
+    (
+        "Health check",
+        (
+            "checktype",
+            "check_every",
+            "check_service",
+            "request",
+            "receive",
+            "httpmethod",
+            "virtualhost",
+            "checkport",
+            "checkinterval",
+            "checktimeout",
+            "negotiatetimeout",
+            "failurecount",
+            "quiescent",
+            "external_program",
+            "verify_tls",
+        ),
+    ),
+    ("Check credentials", ("login", "passwd", "database", "secret")),
+    ("keepalived", ("expected_status", "retries", "delay_before_retry", "rise", "quorum", "hysteresis")),
+    ("Fallback (sorry) server", ("fallback_address", "fallback_port", "fallback_forwarding")),
+)
+
+
+class VirtualServiceForm(PushingModelForm):
+    sched_flags = forms.MultipleChoiceField(
+        choices=C.SchedFlag.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="sh-*/mh-* only with the sh/mh scheduler; ops only for UDP.",
+    )
+
+    class Meta:
+        model = VirtualService
+        fields = _names(VS_FIELDSETS)
+        widgets = {
+            "passwd": forms.PasswordInput(render_value=True),
+            "secret": forms.PasswordInput(render_value=True),
+        }
+
+    fieldsets = VS_FIELDSETS
+
+    def director_of(self, obj):
+        return obj.director
+
+
+class RealServerForm(PushingModelForm):
+    class Meta:
+        model = RealServer
+        fields = ["service", "address", "port", "forwarding", "weight", "u_threshold", "l_threshold"]
+        # The page the form is on decides the service; it stays a field so the uniqueness constraint,
+        # which names it, is still validated.
+        widgets = {"service": forms.HiddenInput}
+
+    fieldsets = (
+        ("Real server", ("service", "address", "port", "forwarding", "weight")),
+        ("Thresholds", ("u_threshold", "l_threshold")),
+    )
+
+    def director_of(self, obj):
+        return obj.service.director
+
+
+class WeightForm(forms.Form):
+    weight = forms.IntegerField(min_value=0, max_value=65535)
+
+
+class HostActionForm(forms.Form):
+    address = forms.GenericIPAddressField(unpack_ipv4=True)
+    action = forms.ChoiceField(choices=[(a, a) for a in services.HOST_ACTIONS])
+
+
+class LogFilterForm(forms.Form):
+    """Filters of the logs page; every field optional, an invalid one is simply ignored."""
+
+    director = forms.ModelChoiceField(Director.objects.all(), required=False)
+    service = forms.ModelChoiceField(VirtualService.objects.select_related("director"), required=False)
+    server = forms.CharField(required=False, label="Real server address")
+    kind = forms.ChoiceField(choices=[("", "any kind")] + list(C.EventKind.choices), required=False)
+    level = forms.ChoiceField(choices=[("", "any level")] + list(C.Level.choices), required=False)
+
+    def filter(self, qs):
+        if not self.is_valid():
+            return qs
+        data = self.cleaned_data
+        if data["director"]:
+            qs = qs.filter(director=data["director"])
+        if data["service"]:
+            qs = qs.filter(service=data["service"])
+        if data["server"]:
+            qs = qs.filter(server__address=data["server"].strip())
+        if data["kind"]:
+            qs = qs.filter(kind=data["kind"])
+        if data["level"]:
+            qs = qs.filter(level=data["level"])
+        return qs
+
+    @staticmethod
+    def events():
+        return Event.objects.select_related("director", "service", "server", "user").order_by("-id")
+
+
+class ConnFilterForm(forms.Form):
+    service = forms.ModelChoiceField(VirtualService.objects.none(), required=False)
+    client = forms.CharField(required=False, max_length=60)
+    real = forms.CharField(required=False, max_length=60, label="Real server")
+    state = forms.CharField(required=False, max_length=20, help_text="e.g. ESTABLISHED, TIME_WAIT")
+
+    def __init__(self, director: Director, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = director.services.all()

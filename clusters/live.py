@@ -1,0 +1,388 @@
+"""Live data shaped for pages: per-director totals, per-real rows, sparklines and the connection table.
+
+stats.py reads Redis; this module turns what it read into the few numbers a page shows, as pure functions
+where possible, so the arithmetic is tested without a browser and the views stay a handful of lines.
+A director that has never reported simply has no numbers: every function here copes with `None`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from director import keys
+
+from . import choices as C
+from . import stats
+from .models import ApplyJob, Director, RealServer, VirtualService
+
+log = logging.getLogger(__name__)
+
+RATES = ("cps", "inpps", "outpps", "inbps", "outbps")
+COUNTS = ("active", "inactive", "persistent")
+CONNTABLE_TASK = "director.conntable"
+CONNTABLE_LIMIT = 500
+# A job older than this is history, not something the row should still announce.
+RECENT_JOB = timedelta(minutes=10)
+
+
+# -- agent state -------------------------------------------------------------------------------------------
+def refresh_last_seen(director: Director) -> Director:
+    """Fold the live heartbeat into `director.last_seen` (in memory) so status is fresh between ingests."""
+    hb = stats.heartbeat(director.name)
+    if hb and hb.get("time"):
+        seen = datetime.fromtimestamp(float(hb["time"]), tz=UTC)
+        if director.last_seen is None or seen > director.last_seen:
+            director.last_seen = seen
+    return director
+
+
+def snapshot_age(snap: dict | None, now: float | None = None) -> float | None:
+    """Seconds since the agent took the snapshot, or None without one."""
+    if not snap or not snap.get("time"):
+        return None
+    now = timezone.now().timestamp() if now is None else now
+    return max(0.0, now - float(snap["time"]))
+
+
+# -- numbers per service and per director ------------------------------------------------------------------
+def _num(d: dict | None, key: str) -> float:
+    try:
+        return float((d or {}).get(key) or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def service_numbers(svc_snap: dict | None) -> dict:
+    """Connections summed over a service's reals plus the kernel's per-service rates."""
+    out = {k: 0.0 for k in COUNTS + RATES}
+    if not svc_snap:
+        return out
+    for dest in (svc_snap.get("dests") or {}).values():
+        for k in COUNTS:
+            out[k] += _num(dest, k)
+    rates = svc_snap.get("stats") or {}
+    if rates:
+        for k in RATES:
+            out[k] = _num(rates, k)
+    else:  # no service-level counters: add up the reals'
+        for dest in (svc_snap.get("dests") or {}).values():
+            for k in RATES:
+                out[k] += _num(dest.get("stats"), k)
+    return out
+
+
+@dataclass
+class ServiceSummary:
+    service: VirtualService
+    healthy: int
+    total: int
+    numbers: dict
+    live: bool  # numbers come from a snapshot (False: only the database's last known health)
+
+
+@dataclass
+class DirectorSummary:
+    director: Director
+    status: str
+    snapshot: dict | None
+    age: float | None
+    services: list[ServiceSummary] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+
+    @property
+    def drift(self) -> list:
+        return list((self.snapshot or {}).get("drift") or [])
+
+    @property
+    def reported_revision(self) -> int | None:
+        return (self.snapshot or {}).get("revision")
+
+
+def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:
+    svc_snap = ((snap or {}).get("services") or {}).get(stats.service_key_for(vs))
+    reals = list(vs.reals.all())
+    if svc_snap is not None:
+        healthy = int(svc_snap.get("healthy", 0))
+        total = int(svc_snap.get("total", len(reals)))
+    else:
+        healthy = sum(1 for r in reals if r.health == C.Health.UP)
+        total = len(reals)
+    return ServiceSummary(vs, healthy, total, service_numbers(svc_snap), svc_snap is not None)
+
+
+def summarize(director: Director, now=None) -> DirectorSummary:
+    """Status, per-service health counts and totals for one director (one Redis GET for the snapshot)."""
+    refresh_last_seen(director)
+    snap = stats.snapshot(director.name)
+    summary = DirectorSummary(director, director.agent_status(now), snap, snapshot_age(snap))
+    summary.services = [summarize_service(vs, snap) for vs in director.services.all()]
+    summary.totals = {k: sum(s.numbers[k] for s in summary.services) for k in COUNTS + RATES}
+    summary.totals["healthy"] = sum(s.healthy for s in summary.services)
+    summary.totals["total"] = sum(s.total for s in summary.services)
+    return summary
+
+
+def directors_for_overview():
+    return Director.objects.prefetch_related("services__reals")
+
+
+# -- real-server rows --------------------------------------------------------------------------------------
+@dataclass
+class RealRow:
+    """Everything one row of the real-servers table shows."""
+
+    server: RealServer
+    live: dict | None
+    history: list[dict]
+    job: ApplyJob | None
+
+    @property
+    def health(self) -> str:
+        """Live check result when the agent reports one, else the last flip the ingest stored."""
+        up = ((self.live or {}).get("health") or {}).get("up")
+        if up is True:
+            return C.Health.UP
+        if up is False:
+            return C.Health.DOWN
+        return self.server.health
+
+    @property
+    def reason(self) -> str:
+        return ((self.live or {}).get("health") or {}).get("reason") or self.server.health_reason
+
+    @property
+    def latency(self) -> float | None:
+        latency = ((self.live or {}).get("health") or {}).get("latency")
+        return latency if latency is not None else self.server.health_latency
+
+    @property
+    def numbers(self) -> dict:
+        live = self.live or {}
+        out = {k: _num(live, k) for k in COUNTS}
+        out.update({k: _num(live.get("stats"), k) for k in RATES})
+        return out
+
+    @property
+    def kernel_weight(self):
+        return (self.live or {}).get("weight")
+
+    @property
+    def draining_done(self) -> bool:
+        """A draining server the agent reports without connections (no report: we do not know)."""
+        n = self.numbers
+        return (
+            self.live is not None
+            and self.server.admin_state == C.AdminState.DRAINING
+            and not (n["active"] or n["inactive"] or n["persistent"])
+        )
+
+
+def latest_jobs(servers) -> dict[int, ApplyJob]:
+    """The newest recent apply job per server: what the row announces as pending / applied / failed."""
+    since = timezone.now() - RECENT_JOB
+    jobs: dict[int, ApplyJob] = {}
+    for job in ApplyJob.objects.filter(server__in=servers, created__gte=since).order_by("-created", "-id"):
+        jobs.setdefault(job.server_id, job)
+    return jobs
+
+
+def real_rows(service: VirtualService, servers=None, points: int = keys.HISTORY_POINTS) -> list[RealRow]:
+    servers = list(service.reals.all() if servers is None else servers)
+    name = service.director.name
+    snap = stats.snapshot(name)
+    dests = (((snap or {}).get("services") or {}).get(stats.service_key_for(service)) or {}).get(
+        "dests"
+    ) or {}
+    ids = [stats.dest_key_for(s) for s in servers]
+    histories = stats.histories(name, ids, points)
+    jobs = latest_jobs(servers)
+    return [
+        RealRow(s, dests.get(did), histories.get(did, []), jobs.get(s.pk))
+        for s, did in zip(servers, ids, strict=True)
+    ]
+
+
+# -- sparklines --------------------------------------------------------------------------------------------
+def sparkline_points(values: list[float], width: int = 120, height: int = 24, max_points: int = 120) -> str:
+    """SVG polyline points for `values`, downsampled by bucket maximum (a spike must not vanish).
+
+    y grows downwards in SVG, so the largest value sits at the top; a flat series is drawn along the bottom.
+    """
+    if not values:
+        return ""
+    if len(values) > max_points:
+        size = len(values) / max_points
+        values = [
+            max(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
+            for i in range(max_points)
+        ]
+    top = max(values) or 1
+    step = width / (len(values) - 1) if len(values) > 1 else 0
+    pad = 1
+    return " ".join(
+        f"{i * step:.1f},{(height - pad) - (v / top) * (height - 2 * pad):.1f}" for i, v in enumerate(values)
+    )
+
+
+# -- connection table --------------------------------------------------------------------------------------
+@dataclass
+class ConnTable:
+    rows: list[dict] = field(default_factory=list)
+    total: int = 0  # connections matching the filters
+    error: str = ""
+    in_table: int | None = None  # every connection on the director, when the agent says
+
+    @property
+    def shown(self) -> int:
+        return len(self.rows)
+
+
+def _endpoint(entry: dict, name: str, short: str) -> str:
+    """`name` as given ("1.2.3.4:80"), or built from <short>addr/<short>port or <name>_address/<name>_port."""
+    if entry.get(name):
+        value = entry[name]
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return _hostport(*value)
+        return str(value)
+    for a, p in ((f"{short}addr", f"{short}port"), (f"{name}_address", f"{name}_port")):
+        if entry.get(a):
+            return _hostport(entry[a], entry.get(p, 0))
+    return ""
+
+
+def _hostport(address, port) -> str:
+    try:
+        ip = ipaddress.ip_address(str(address))
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
+    except ValueError:
+        host = str(address)
+    return f"{host}:{int(port or 0)}"
+
+
+def format_expire(value) -> str:
+    """Seconds as ipvsadm -Lnc prints them (MM:SS); text is passed through."""
+    if isinstance(value, str) and not value.replace(".", "", 1).isdigit():
+        return value
+    try:
+        seconds = int(float(value))
+    except (TypeError, ValueError):
+        return ""
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def parse_conntable(result, limit: int = CONNTABLE_LIMIT) -> ConnTable:
+    """The agent's answer as rows of pro/state/expire/client/virtual/destination, capped at `limit`.
+
+    The agent (director/conntable.py) answers {"total", "matched", "shown", "rows": [{"proto", "client",
+    "virtual", "real", "state", "expire"}]}; also accepted are a bare list and /proc-style caddr/cport,
+    vaddr/vport, daddr/dport fields: the page must not break because the agent's field names moved.
+    """
+    if isinstance(result, dict):
+        if result.get("error"):
+            return ConnTable(error=str(result["error"]))
+        entries = result.get("rows") or result.get("connections") or []
+        total = int(result.get("matched", result.get("total", len(entries))) or 0)
+        in_table = int(result["total"]) if "total" in result else None
+    elif isinstance(result, list):
+        entries, total, in_table = result, len(result), None
+    else:
+        return ConnTable(error="unexpected answer from the director")
+    rows = []
+    for entry in entries[:limit]:
+        if not isinstance(entry, dict):
+            continue
+        rows.append(
+            {
+                "protocol": str(
+                    entry.get("proto") or entry.get("protocol") or entry.get("pro") or ""
+                ).upper(),
+                "state": str(entry.get("state") or "").upper(),
+                "expire": format_expire(entry.get("expire", "")),
+                "client": _endpoint(entry, "client", "c"),
+                "virtual": _endpoint(entry, "virtual", "v"),
+                "destination": _endpoint(entry, "destination", "d") or _endpoint(entry, "real", "r"),
+            }
+        )
+    return ConnTable(rows=rows, total=max(total, len(rows)), in_table=in_table)
+
+
+def conntable(
+    director: Director,
+    service: VirtualService | None = None,
+    client: str = "",
+    real: str = "",
+    state: str = "",
+    limit: int = CONNTABLE_LIMIT,
+) -> ConnTable:
+    """Ask the director's agent for its connection table (queue director.<name>), waiting a few seconds.
+
+    Any failure (no agent listening, broker down, a bad answer) becomes a message on the page, never a 500:
+    the connection table is a diagnostic, and diagnostics are needed most when something is broken.
+    The request expires quickly so an agent coming back does not work through a backlog of stale queries.
+    """
+    from ultramonkey_web.celery import app
+
+    timeout = float(getattr(settings, "UMW_CONNTABLE_TIMEOUT", 3))
+    kwargs = {
+        "service": stats.service_key_for(service) if service else None,
+        "client": client,
+        "real": real,
+        "state": state,
+        "limit": limit,
+    }
+    try:
+        result = app.send_task(
+            CONNTABLE_TASK,
+            kwargs=kwargs,
+            queue=director.queue,
+            expires=max(timeout * 2, 5),
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        )
+        try:
+            answer = result.get(timeout=timeout, propagate=True)
+        finally:
+            result.forget()
+    except Exception as exc:  # timeout, broker down, agent raised: all mean "no table now"
+        log.info("conntable for %s failed: %r", director, exc)
+        if exc.__class__.__name__ == "TimeoutError":
+            return ConnTable(error=f"director {director.name} not answering (no reply in {timeout:g} s)")
+        return ConnTable(error=f"director {director.name} not answering: {exc}")
+    return parse_conntable(answer, limit)
+
+
+# -- hosts (one address across every virtual service) ------------------------------------------------------
+@dataclass
+class Host:
+    address: str
+    servers: list[RealServer]
+
+    @property
+    def states(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.servers:
+            out[s.admin_state] = out.get(s.admin_state, 0) + 1
+        return out
+
+
+def hosts(director: Director) -> list[Host]:
+    """Real-server addresses of a director with the services they serve, for host-wide actions."""
+    by_address: dict[str, list[RealServer]] = {}
+    for vs in director.services.all():
+        for server in vs.reals.all():
+            by_address.setdefault(server.address, []).append(server)
+
+    def order(address: str):
+        try:
+            ip = ipaddress.ip_address(address)
+            return (ip.version, int(ip))
+        except ValueError:
+            return (99, 0)
+
+    return [Host(a, by_address[a]) for a in sorted(by_address, key=order)]

@@ -1,0 +1,76 @@
+"""Template helpers: compact numbers, byte rates and server-rendered SVG sparklines (no JS library)."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.html import format_html
+
+from ..live import sparkline_points
+
+register = template.Library()
+
+_PREFIXES = ("", "k", "M", "G", "T", "P")
+
+
+def _scaled(value, base: int) -> tuple[float, str]:
+    n = float(value or 0)
+    i = 0
+    while abs(n) >= base and i < len(_PREFIXES) - 1:
+        n /= base
+        i += 1
+    return n, _PREFIXES[i]
+
+
+@register.filter
+def compact(value) -> str:
+    """1234 -> 1.2k, 12 -> 12: keeps table columns narrow on a phone."""
+    try:
+        n, prefix = _scaled(value, 1000)
+    except (TypeError, ValueError):
+        return ""
+    if not prefix:
+        return f"{n:g}" if n != int(n) else f"{int(n)}"
+    return f"{n:.1f}{prefix}"
+
+
+@register.filter
+def bytes_rate(value) -> str:
+    """Bytes per second as B/s, KiB/s, MiB/s..."""
+    try:
+        n, prefix = _scaled(value, 1024)
+    except (TypeError, ValueError):
+        return ""
+    return f"{n:.0f} B/s" if not prefix else f"{n:.1f} {prefix.upper()}iB/s"
+
+
+@register.filter
+def seconds(value) -> str:
+    """Latency in seconds shown as ms."""
+    if value is None or value == "":
+        return ""
+    try:
+        return f"{float(value) * 1000:.0f} ms"
+    except (TypeError, ValueError):
+        return ""
+
+
+@register.simple_tag
+def sparkline(samples, key: str, title: str = "", width: int = 120, height: int = 24):
+    """An inline SVG polyline of `key` over `samples` (stats.history shape); empty when there is none."""
+    values = []
+    for s in samples or ():
+        try:
+            values.append(float(s.get(key) or 0))
+        except (TypeError, ValueError, AttributeError):
+            values.append(0.0)
+    points = sparkline_points(values, width, height)
+    if not points:
+        return ""
+    return format_html(
+        '<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{t}">'
+        '<title>{t}</title><polyline fill="none" points="{p}"/></svg>',
+        w=width,
+        h=height,
+        t=title or key,
+        p=points,
+    )
