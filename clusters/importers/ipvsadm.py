@@ -352,4 +352,4 @@ def parse(text: str, *, filename: str = "ipvsadm.rules", hosts: HostsMap | None 
     """Read `ipvsadm -S` output (or an ipvsadm -R script) into a Plan."""
     plan = Plan(format=FORMAT, source=filename, files=[filename])
     _Parser(plan, filename, hosts or HostsMap()).run(text)
-    return plan
+    return plan.finish()

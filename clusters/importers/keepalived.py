@@ -587,4 +587,4 @@ def parse(
     plan = Plan(format=FORMAT, source=filename)
     nodes = _Reader(plan, sources).tree(text, filename)
     _Interpreter(plan, hosts or HostsMap()).run(nodes)
-    return plan
+    return plan.finish()

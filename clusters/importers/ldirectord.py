@@ -562,7 +562,7 @@ class _Parser:
 
     def _yes_no_message(self, name: str, val: str) -> str:
         hint = ""
-        if val.strip() in YES_NO:
+        if re.match(r"(yes|no)\b", val.strip()):
             hint = " (ldirectord compares the whole value, so trailing text or blanks make it invalid)"
         return f"{name} must be 'yes' or 'no', not {val!r}{hint}"
 
@@ -940,4 +940,4 @@ def parse(
     """Read an ldirectord.cf text into a Plan (errors and warnings carry file:line)."""
     plan = Plan(format=FORMAT, source=filename)
     parse_into(plan, text, filename, hosts or HostsMap(), sources)
-    return plan
+    return plan.finish()

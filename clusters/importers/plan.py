@@ -172,6 +172,17 @@ class Plan:
     def error(self, file: str, line: int, text: str) -> None:
         self.errors.append(Message(file, line, text))
 
+    def finish(self) -> Plan:
+        """Messages in reading order (file by file, line by line), however the parser found them."""
+        order = {name: i for i, name in enumerate(self.files)}
+
+        def key(m: Message):
+            return (order.get(m.file, len(order)), m.line)
+
+        self.errors.sort(key=key)
+        self.warnings.sort(key=key)
+        return self
+
     @property
     def real_count(self) -> int:
         return sum(len(s.reals) for s in self.services)

@@ -1,0 +1,22 @@
+"""The config corpus in tests/configs, for the parser tests (no Django needed)."""
+
+from pathlib import Path
+
+from clusters.importers import FileSources, HostsMap, parse
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+HOSTS = HostsMap.from_text((CONFIGS / "hosts").read_text(), "tests/configs/hosts")
+
+
+def read(name: str) -> str:
+    return (CONFIGS / name).read_text()
+
+
+def parse_file(name: str, fmt: str = "auto"):
+    """Parse a corpus file as the command line does: includes from disk, names from the corpus hosts map."""
+    return parse(read(name), fmt, filename=str(CONFIGS / name), hosts=HOSTS, sources=FileSources())
+
+
+def short(messages) -> list[tuple[int, str]]:
+    """(line, text) pairs, so assertions need not repeat the absolute path."""
+    return [(m.line, m.text) for m in messages]
