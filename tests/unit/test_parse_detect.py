@@ -3,7 +3,7 @@
 import pytest
 
 from clusters.importers import detect_format, parse
-from tests.unit._configs import read
+from tests.configs import read
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """ipvsadm -S output and -R scripts, read with ipvsadm's option parser and defaults."""
 
 from clusters.importers import ipvsadm
-from tests.unit._configs import parse_file, short
+from tests.configs import parse_file, short
 
 
 def test_it_reads_every_flag_of_a_save_file():

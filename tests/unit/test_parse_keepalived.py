@@ -1,7 +1,7 @@
 """keepalived.conf: virtual_server blocks and checkers map onto our model; VRRP is reported, not imported."""
 
 from clusters.importers import MemorySources, keepalived
-from tests.unit._configs import parse_file, read, short
+from tests.configs import parse_file, read, short
 
 
 def _services():

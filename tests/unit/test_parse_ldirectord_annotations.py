@@ -1,7 +1,7 @@
 """Annotations in real files: accepted where ldirectord accepts them (with a warning), refused where it refuses."""
 
 from clusters.importers import ldirectord
-from tests.unit._configs import short
+from tests.configs import short
 
 
 def test_it_reads_the_leading_number_of_an_annotated_value_and_warns():

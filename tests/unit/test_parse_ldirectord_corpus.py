@@ -3,7 +3,7 @@
 import pytest
 
 from clusters.exporters import export
-from tests.unit._configs import parse_file, read, short
+from tests.configs import parse_file, read, short
 
 
 @pytest.mark.parametrize(

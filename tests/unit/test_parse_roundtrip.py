@@ -4,7 +4,7 @@ import pytest
 
 from clusters.exporters import export, ordered
 from clusters.importers import parse
-from tests.unit._configs import parse_file
+from tests.configs import parse_file
 
 CORPUS = {
     "ldirectord": ["ldirectord-ultramonkey.cf", "ldirectord-full.cf"],

@@ -1,10 +1,10 @@
-"""The config corpus in tests/configs, for the parser tests (no Django needed)."""
+"""The config corpus (files beside this module) and helpers to read it; importing it needs no Django."""
 
 from pathlib import Path
 
 from clusters.importers import FileSources, HostsMap, parse
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parent
 HOSTS = HostsMap.from_text((CONFIGS / "hosts").read_text(), "tests/configs/hosts")
 
 
