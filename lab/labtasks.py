@@ -224,7 +224,7 @@ def wait_weight(service: str, real: str, weight: int | None, timeout: float = 10
     deadline = time.monotonic() + min(timeout, 120)
     with wire.Wire() as w:
         while time.monotonic() < deadline:
-            found = w.dest_weight(proto.lower(), host, int(port), r_host, int(r_port))
+            found = w.dest_weight((proto.lower(), host, int(port)), (r_host, int(r_port)))
             if found == weight:
                 return time.time()
             time.sleep(0.002)

@@ -29,9 +29,10 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, lab_dir: str | None = None, director: str = "lab1"):
+    def __init__(self, lab_dir: str | None = None, director: str = "lab1", demo: bool = True):
         self.lab_dir = lab_dir or os.environ.get("UMW_LAB_DIR", "/tmp/umw-lab")
         self.director = director
+        self.demo = demo  # False: no director in the database; the test creates it through the browser
         self.tmp = tempfile.mkdtemp(prefix="umw-stack-")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -87,7 +88,8 @@ class Stack:
 
         self.ctl = labtasks.app
         self.manage("migrate", "--noinput", "-v0")
-        self.manage("setup", "--admin", "admin", "--password", self.password, "--demo", self.director)
+        demo = ["--demo", self.director] if self.demo else []
+        self.manage("setup", "--admin", "admin", "--password", self.password, *demo)
         self.manage("collectstatic", "--noinput", "-v0")
         self.spawn("ingest", [PY, "manage.py", "ingest", "--follow", "--max-seconds", "7200"])
         self.spawn(
@@ -121,6 +123,8 @@ class Stack:
                 "4",
             ],
         )
+        if self.demo:
+            self.manage("push", self.director)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -4,7 +4,7 @@
 # then the project's virtualenv in .venv. Safe to run on every `make run` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod bc curl chromium"
+PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod iptables bc curl chromium"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then

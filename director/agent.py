@@ -1,0 +1,419 @@
+"""The director agent: desired state in, kernel table out, health checks acting locally.
+
+One `Agent` lives in the director's Celery worker process (see worker.py). It
+
+* keeps the last desired state and health on local disk (statefile.py) and re-applies them on start, so a
+  restart - or a central side that is gone - changes nothing in the data plane;
+* turns desired state + health into the kernel table (policy.py) and applies it by netlink *diff*
+  (ipvs/plan.py): a weight change is one `set`, nothing is ever flushed;
+* runs the health-check engine (health/engine.py) and, on a flip, re-plans immediately - no round trip;
+* publishes a heartbeat, a stats snapshot and history to Redis every couple of seconds, and events through
+  the disk-buffered EventLog (events.py), so nothing is lost while Redis is away.
+
+All kernel changes happen under one lock: applies from Celery and flips from health checks are serialised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+
+import redis
+
+from . import conntable as conntable_mod
+from . import keys, netfilter, policy, sysctl, vip
+from .desired import DesiredState, ServiceSpec
+from .events import EventLog
+from .health.engine import HealthEngine
+from .ipvs import model as ipvs_model
+from .ipvs import plan as ipvs_plan
+from .ipvs import wire as ipvs_wire
+from .statefile import load_json, save_json
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL = 2.0
+DRIFT_EVERY = 5  # reporter ticks between drift checks
+
+
+def svc_id(spec: ServiceSpec) -> str:
+    return keys.service_id(spec.protocol, spec.address, spec.port, spec.fwmark, spec.family)
+
+
+class Agent:
+    """Owns this director's kernel state. Thread-safe; see module docstring."""
+
+    def __init__(self, name: str, state_dir: str, redis_url: str, netns: str | None = None):
+        self.name = name
+        self.state_dir = state_dir
+        self.netns = netns
+        self.redis = redis.Redis.from_url(
+            redis_url, socket_timeout=3, socket_connect_timeout=2, decode_responses=True
+        )
+        self.events = EventLog(os.path.join(state_dir, "events.jsonl"), name)
+        self.desired: DesiredState | None = None
+        self.health: dict[str, bool | None] = {}  # dest id -> up?
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._reporter: threading.Thread | None = None
+        self._last_drift: list[str] = []
+        self._host_applied: tuple | None = None  # host settings last applied without error
+        self._flips: queue.Queue = queue.Queue()
+        self._flipper: threading.Thread | None = None
+        self.engine = HealthEngine(on_change=self._on_health_change)
+        self.wire = ipvs_wire.Wire(netns=netns) if netns else ipvs_wire.Wire()
+
+    @classmethod
+    def from_env(cls) -> Agent:
+        return cls(
+            name=os.environ["UMW_DIRECTOR"],
+            state_dir=os.environ.get("UMW_STATE_DIR", "/var/lib/ultramonkey"),
+            redis_url=os.environ.get("UMW_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        )
+
+    # -- paths ---------------------------------------------------------------------------------------------
+    @property
+    def desired_path(self) -> str:
+        return os.path.join(self.state_dir, "desired.json")
+
+    @property
+    def health_path(self) -> str:
+        return os.path.join(self.state_dir, "health.json")
+
+    @property
+    def revision(self) -> int:
+        return self.desired.revision if self.desired else 0
+
+    # -- life cycle ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Restore, re-apply, start checks and reporting. Never needs Redis to succeed."""
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.health = {k: v for k, v in (load_json(self.health_path, {}) or {}).items()}
+        saved = load_json(self.desired_path)
+        self.engine.start()
+        if saved:
+            with self._lock:
+                self.desired = DesiredState.from_dict(saved)
+                result = self._reconcile(force_host=True)
+                self._update_engine()
+            self.events.emit(
+                "agent",
+                f"agent started, restored revision {self.revision}: {result['ops']} kernel operation(s)",
+                data=result,
+            )
+        else:
+            self.events.emit("agent", "agent started with no saved state")
+        self._stop.clear()
+        self._flipper = threading.Thread(target=self._flip_loop, name="umw-flips", daemon=True)
+        self._flipper.start()
+        self._reporter = threading.Thread(target=self._report_loop, name="umw-reporter", daemon=True)
+        self._reporter.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.engine.stop()
+        for thread in (self._flipper, self._reporter):
+            if thread is not None:
+                thread.join(timeout=10)
+        self.events.emit("agent", "agent stopped")
+        self.events.flush(self.redis)
+
+    # -- desired state ---------------------------------------------------------------------------------------
+    def apply_desired(self, desired: dict, job_id: int | None = None) -> dict:
+        """Store and apply a new desired state; report the result as an apply event (and return it)."""
+        started = time.monotonic()
+        try:
+            state = DesiredState.from_dict(desired)
+        except (TypeError, ValueError, KeyError) as exc:
+            result = {
+                "revision": desired.get("revision", 0),
+                "job_id": job_id,
+                "ops": 0,
+                "errors": [f"invalid desired state: {exc}"],
+            }
+            self.events.emit("apply", f"rejected desired state: {exc}", level="error", data=result)
+            self._flush_soon()
+            return result
+        with self._lock:
+            if self.desired is not None and state.revision < self.desired.revision:
+                result = {
+                    "revision": self.desired.revision,
+                    "job_id": job_id,
+                    "ops": 0,
+                    "errors": [],
+                    "stale": state.revision,
+                }
+                self.events.emit(
+                    "apply",
+                    f"ignored stale revision {state.revision} (have {self.desired.revision})",
+                    data=result,
+                )
+                self._flush_soon()
+                return result
+            save_json(self.desired_path, state.to_dict())
+            self.desired = state
+            result = self._reconcile()
+            self._update_engine()
+        result.update(job_id=job_id, revision=state.revision, seconds=round(time.monotonic() - started, 6))
+        level = "error" if result["errors"] else "info"
+        msg = f"applied revision {state.revision}: {result['ops']} kernel operation(s)"
+        if result["errors"]:
+            msg += f", {len(result['errors'])} failed"
+        self.events.emit("apply", msg, level=level, data=result)
+        self._flush_soon()
+        return result
+
+    def _kernel_table(self) -> list:
+        """Desired kernel services with their dests, from desired state and health."""
+        table = []
+        for spec in self.desired.services if self.desired else ():
+            sid = svc_id(spec)
+            health = {r.key: self.health.get(keys.dest_id(sid, r.address, r.port)) for r in spec.reals}
+            table.append(ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, health)))
+        return table
+
+    def _reconcile(self, force_host: bool = False) -> dict:
+        """Make the kernel match; returns {"ops": n, "errors": [...]}. Caller holds the lock.
+
+        The host settings (ip_forward, VIPs, masquerade) are only touched when they changed since the last
+        successful apply, or when forced (agent start): a drain click must cost one netlink diff, not an
+        nft run.
+        """
+        errors: list[str] = []
+        ops = 0
+        state = self.desired
+        if state is None:
+            return {"ops": 0, "errors": []}
+        host = (state.ip_forward, state.wan_interface, state.vips, state.masquerade)
+        if force_host or host != self._host_applied:
+            host_errors = []
+            for label, fn in (
+                (
+                    "ip_forward",
+                    lambda: sysctl.set_ip_forward(True, netns=self.netns) if state.ip_forward else None,
+                ),
+                ("vips", lambda: vip.ensure(state.wan_interface, list(state.vips), netns=self.netns)),
+                (
+                    "masquerade",
+                    lambda: netfilter.ensure_masquerade(
+                        state.wan_interface, list(state.masquerade), netns=self.netns
+                    ),
+                ),
+            ):
+                if label != "ip_forward" and not state.wan_interface:
+                    continue
+                try:
+                    fn()
+                except Exception as exc:  # reported; the IPVS part still goes ahead
+                    host_errors.append(f"{label}: {exc}")
+            errors += host_errors
+            self._host_applied = None if host_errors else host
+        try:
+            report = ipvs_plan.reconcile(self.wire, self._kernel_table())
+            ops += report.ops_done
+            errors += [str(e) for e in report.errors]
+        except Exception as exc:
+            log.exception("IPVS apply failed")
+            errors.append(f"ipvs: {exc}")
+        return {"ops": ops, "errors": errors}
+
+    # -- health --------------------------------------------------------------------------------------------
+    def _update_engine(self) -> None:
+        self.engine.update(list(self.desired.services) if self.desired else [])
+
+    def _on_health_change(self, service_key, real_key, up: bool, result) -> None:
+        """Engine-thread callback: hand the flip to the agent's flip thread and return at once."""
+        self._flips.put((service_key, real_key, up, result))
+
+    def _flip_loop(self) -> None:
+        """Act on flips: all flips pending at once become one kernel reconcile (a mass outage is one diff)."""
+        while not self._stop.is_set():
+            try:
+                first = self._flips.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < 10_000:
+                try:
+                    batch.append(self._flips.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._act_on_flips(batch)
+            except Exception:
+                log.exception("acting on health flips failed")
+
+    def _act_on_flips(self, batch: list) -> None:
+        changed = []
+        with self._lock:
+            for service_key, real_key, up, result in batch:
+                spec = self._spec_for(service_key)
+                if spec is None:
+                    continue
+                did = keys.dest_id(svc_id(spec), *real_key)
+                if self.health.get(did) is up:
+                    continue
+                self.health[did] = up
+                changed.append((spec, real_key, did, up, result))
+            if not changed:
+                return
+            save_json(self.health_path, self.health)
+            outcome = self._reconcile()
+        for spec, (address, port), did, up, result in changed:
+            state = "up" if up else "down"
+            reason = getattr(result, "reason", "")
+            where = f"{spec.address}:{spec.port}" if spec.protocol != "fwmark" else f"FWM {spec.fwmark}"
+            self.events.emit(
+                "check",
+                f"real server {address}:{port} of {spec.protocol.upper()} {where} is {state}: {reason}",
+                level="info" if up else "warning",
+                service=svc_id(spec),
+                real=did,
+                health=state,
+                data={
+                    "reason": reason,
+                    "latency": getattr(result, "latency", None),
+                    "ops": outcome["ops"],
+                    "errors": outcome["errors"],
+                },
+            )
+        self._flush_soon()
+
+    def _spec_for(self, service_key) -> ServiceSpec | None:
+        for spec in self.desired.services if self.desired else ():
+            if spec.key == service_key or svc_id(spec) == service_key:
+                return spec
+        return None
+
+    # -- reporting -----------------------------------------------------------------------------------------
+    def _flush_soon(self) -> None:
+        """Try to send events right away (bounded by the client timeouts); the reporter retries anyway."""
+        try:
+            self.events.flush(self.redis)
+        except Exception:
+            log.debug("immediate event flush failed", exc_info=True)
+
+    def snapshot(self) -> dict:
+        """Kernel table with stats + last check results, in the shape director/keys.py documents."""
+        with self._lock:
+            specs = list(self.desired.services) if self.desired else []
+        kernel = {ipvs_model.service_id_of(s): s for s in self.wire.dump()}
+        results = self.engine.results()
+        services = {}
+        for spec in specs:
+            sid = svc_id(spec)
+            ksvc = kernel.get(sid)
+            kdests = {ipvs_model.dest_id_of(sid, d): d for d in (ksvc.dests if ksvc else ())}
+            dests = {}
+            healthy = 0
+            for real in spec.reals:
+                did = keys.dest_id(sid, real.address, real.port)
+                kd = kdests.get(did)
+                res = results.get((spec.key, real.key))
+                up = self.health.get(did)
+                healthy += up is not False
+                dests[did] = {
+                    "address": real.address,
+                    "port": real.port,
+                    "in_kernel": kd is not None,
+                    "weight": kd.weight if kd else None,
+                    "active": kd.stats.active if kd else 0,
+                    "inactive": kd.stats.inactive if kd else 0,
+                    "persistent": kd.stats.persistent if kd else 0,
+                    "stats": ipvs_model.stats_dict(kd.stats) if kd else {},
+                    "health": {
+                        "up": up,
+                        "reason": getattr(res, "reason", ""),
+                        "latency": getattr(res, "latency", None),
+                        "checked": getattr(res, "checked_at", None),
+                    },
+                }
+            services[sid] = {
+                "label": f"{spec.protocol.upper()} {spec.address}:{spec.port}"
+                if spec.protocol != "fwmark"
+                else f"FWM {spec.fwmark}",
+                "scheduler": spec.scheduler,
+                "stats": ipvs_model.stats_dict(ksvc.stats) if ksvc else {},
+                "healthy": healthy,
+                "total": len(spec.reals),
+                "quorum": healthy >= spec.check.quorum,
+                "dests": dests,
+            }
+        return {
+            "time": time.time(),
+            "revision": self.revision,
+            "director": self.name,
+            "drift": self._last_drift,
+            "services": services,
+        }
+
+    def drift(self) -> list[str]:
+        from . import drift as drift_mod
+
+        with self._lock:
+            table = self._kernel_table()
+        return drift_mod.report(table, self.wire.dump())
+
+    def conntable(
+        self, service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500
+    ) -> dict:
+        return conntable_mod.query(
+            service=service, client=client, real=real, state=state, limit=limit, netns=self.netns
+        )
+
+    def _report_loop(self) -> None:
+        tick = 0
+        while not self._stop.wait(0 if tick == 0 else REPORT_INTERVAL):
+            tick += 1
+            try:
+                self.report_once(check_drift=tick % DRIFT_EVERY == 1)
+            except Exception:
+                log.debug("report failed", exc_info=True)
+
+    def report_once(self, check_drift: bool = False) -> None:
+        """Heartbeat, snapshot, history, drift and the event backlog: one bounded round."""
+        if check_drift:
+            found = self.drift()
+            if found != self._last_drift:
+                if found:
+                    self.events.emit(
+                        "drift",
+                        f"kernel differs from desired state: {len(found)} difference(s)",
+                        level="warning",
+                        data={"drift": found},
+                    )
+                elif self._last_drift:
+                    self.events.emit("drift", "kernel matches desired state again")
+                self._last_drift = found
+        snap = self.snapshot()
+        now = snap["time"]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(
+            keys.heartbeat_key(self.name),
+            json.dumps({"time": now, "revision": self.revision}),
+            ex=keys.HEARTBEAT_TTL,
+        )
+        pipe.set(keys.stats_key(self.name), json.dumps(snap), ex=keys.STATS_TTL)
+        for svc in snap["services"].values():
+            for did, d in svc["dests"].items():
+                st = d["stats"]
+                sample = json.dumps(
+                    {
+                        "t": round(now, 1),
+                        "active": d["active"],
+                        "inactive": d["inactive"],
+                        "cps": st.get("cps", 0),
+                        "inbps": st.get("inbps", 0),
+                        "outbps": st.get("outbps", 0),
+                    }
+                )
+                hk = keys.history_key(self.name, did)
+                pipe.rpush(hk, sample)
+                pipe.ltrim(hk, -keys.HISTORY_POINTS, -1)
+                pipe.expire(hk, 7200)
+        pipe.execute()
+        self.events.flush(self.redis)
