@@ -1,0 +1,82 @@
+"""Upload -> preview (warnings with lines, nothing written) -> confirm -> created; admins only."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from clusters.models import Director, Event, VirtualService
+from tests.configs import read
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def director(db):
+    return Director.objects.create(name="lb1", masquerade=False)
+
+
+def _upload(client, director, *files, **data):
+    payload = {"director": director.pk, "format": "auto", "text": "", "hosts": "", **data}
+    if files:
+        payload["files"] = [SimpleUploadedFile(name, read(name).encode()) for name in files]
+    return client.post(reverse("io_import"), payload)
+
+
+def test_it_previews_without_writing_and_imports_on_confirm(client, admin_user, director):
+    client.force_login(admin_user)
+    response = _upload(client, director, "ldirectord-full.cf", "ldirectord-extra.cf", hosts=read("hosts"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Will be created" in page and "TCP 172.16.10.52:3306" in page and "TCP 172.16.10.52:443" in page
+    assert "ldirectord-full.cf:34" in page  # a warning, with its line
+    assert not VirtualService.objects.exists()
+    token = response.context["token"]
+    response = client.post(reverse("io_import_confirm"), {"token": token})
+    assert response.status_code == 302 and response.url == reverse("io_done", args=[director.pk])
+    assert director.services.count() == 8
+    assert Event.objects.get(kind="import").user == admin_user
+    done = client.get(response.url)
+    assert "Imported 8 virtual services" in done.content.decode()
+
+
+def test_it_accepts_pasted_text(client, admin_user, director):
+    client.force_login(admin_user)
+    response = _upload(client, director, text=read("ipvsadm-save.rules"))
+    assert response.context["plan"].format == "ipvsadm" and response.context["token"]
+
+
+def test_it_shows_errors_with_lines_and_offers_no_confirm(client, admin_user, director):
+    client.force_login(admin_user)
+    response = _upload(client, director, "keepalived-bad.conf")
+    page = response.content.decode()
+    assert "nothing will be imported" in page and "keepalived-bad.conf:6" in page
+    assert response.context["token"] == "" and 'name="token"' not in page
+
+
+def test_it_uses_a_preview_token_once(client, admin_user, director):
+    client.force_login(admin_user)
+    token = _upload(client, director, text=read("ldirectord-ultramonkey.cf")).context["token"]
+    assert client.post(reverse("io_import_confirm"), {"token": token}).status_code == 302
+    again = client.post(reverse("io_import_confirm"), {"token": token}, follow=True)
+    assert "expired" in again.content.decode()
+    assert director.services.count() == 2
+
+
+def test_it_asks_for_a_file_or_text(client, admin_user, director):
+    client.force_login(admin_user)
+    response = _upload(client, director)
+    assert "Choose a file or paste the configuration" in response.content.decode()
+
+
+def test_it_lets_only_admins_import(client, operator, viewer, director):
+    for user in (operator, viewer):
+        client.force_login(user)
+        assert client.get(reverse("io_import")).status_code == 403
+        assert _upload(client, director, text=read("ipvsadm-save.rules")).status_code == 403
+        assert client.post(reverse("io_import_confirm"), {"token": "x"}).status_code == 403
+    assert not VirtualService.objects.exists()
+
+
+def test_it_sends_anonymous_users_to_the_login_page(client):
+    response = client.get(reverse("io_import"))
+    assert response.status_code == 302 and "login" in response.url
