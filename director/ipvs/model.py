@@ -13,6 +13,7 @@ Normalisation rules (so a round trip through the kernel compares equal):
   ``timeout > 0`` and never listed;
 * ``netmask`` is a dotted quad for IPv4 services and a prefix length (as text) for IPv6 ones; the defaults are
   ``255.255.255.255`` and ``128``, as ipvsadm sends them;
+* dests are kept sorted by (family, address, port), the order the kernel dumps them in does not matter;
 * ``stats`` never take part in equality.
 """
 
@@ -198,7 +199,7 @@ class Service:
             self, "flags", bits_to_flags(flags_to_bits(self.flags), self.scheduler)
         )  # canonical names, sorted
         object.__setattr__(self, "netmask", normalize_netmask(self.netmask, self.family))
-        object.__setattr__(self, "dests", tuple(self.dests))
+        object.__setattr__(self, "dests", tuple(sorted(self.dests, key=_dest_order)))
 
     @property
     def persistent(self) -> bool:
@@ -225,6 +226,10 @@ class Service:
             return f"FWM {self.fwmark}" + (" (IPv6)" if self.family == 6 else "")
         host = f"[{self.address}]" if self.family == 6 else self.address
         return f"{self.protocol.upper()} {host}:{self.port}"
+
+
+def _dest_order(dest: Dest) -> tuple:
+    return (dest.family, ipaddress.ip_address(dest.address).packed, dest.port)
 
 
 def dest_label(dest: Dest) -> str:

@@ -1,0 +1,108 @@
+"""Virtual IP addresses on the director's WAN interface.
+
+`ensure()` adds the desired VIPs that are missing and removes the ones *we* added earlier that are no longer
+desired. Addresses we did not add are never touched, even when they look like VIPs. Ours are marked in the
+kernel itself, so the mark survives an agent restart and is visible to the operator:
+
+* every address we add carries the address protocol ``IFA_PROTO = 0x55`` (``ip -d addr`` shows
+  ``proto 0x55``; kernel >= 5.18);
+* IPv4 addresses also get the label ``<ifname>:umw`` (``ip addr`` shows it), which older kernels keep too.
+
+IPv6 VIPs are added with ``nodad`` so they are usable at once (a VIP must not wait for duplicate address
+detection).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+UMW_ADDR_PROTO = 0x55
+LABEL_SUFFIX = ":umw"
+IFA_F_NODAD = 0x02
+
+
+def label_for(ifname: str) -> str | None:
+    label = f"{ifname}{LABEL_SUFFIX}"
+    return label if len(label) <= 15 else None  # IFNAMSIZ - 1
+
+
+def parse_vip(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """'172.16.10.52/24' -> interface; a bare address means a host route (/32, /128)."""
+    return ipaddress.ip_interface(text.strip())
+
+
+def _current(ipr, index: int) -> list[dict]:
+    out = []
+    for msg in ipr.get_addr(index=index):
+        address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        if not address:
+            continue
+        out.append(
+            {
+                "address": str(ipaddress.ip_address(address)),
+                "prefixlen": msg["prefixlen"],
+                "label": msg.get_attr("IFA_LABEL") or "",
+                "proto": msg.get_attr("IFA_PROTO") or 0,
+            }
+        )
+    return out
+
+
+def is_ours(entry: dict, ifname: str) -> bool:
+    return entry["proto"] == UMW_ADDR_PROTO or (
+        label_for(ifname) is not None and entry["label"] == label_for(ifname)
+    )
+
+
+def plan(ifname: str, vips: list[str], current: list[dict]) -> tuple[list, list[dict]]:
+    """(interfaces to add, current entries to remove). Pure: see ensure()."""
+    wanted = {}
+    for text in vips:
+        iface = parse_vip(text)
+        wanted.setdefault(str(iface.ip), iface)
+    present = {entry["address"] for entry in current}
+    add = [iface for address, iface in wanted.items() if address not in present]
+    remove = [e for e in current if is_ours(e, ifname) and e["address"] not in wanted]
+    return add, remove
+
+
+def ensure(ifname: str, vips: list[str], netns: str | None = None) -> dict:
+    """Make `ifname` carry `vips` ("addr/prefix" strings); returns {"added": [...], "removed": [...]}."""
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        links = ipr.link_lookup(ifname=ifname)
+        if not links:
+            raise ValueError(f"no interface {ifname!r}")
+        index = links[0]
+        add, remove = plan(ifname, list(vips), _current(ipr, index))
+        added, removed = [], []
+        for iface in add:
+            kwargs = {
+                "index": index,
+                "address": str(iface.ip),
+                "prefixlen": iface.network.prefixlen,
+                "proto": UMW_ADDR_PROTO,
+            }
+            if iface.version == 4:
+                if label_for(ifname):
+                    kwargs["label"] = label_for(ifname)
+            else:
+                kwargs["flags"] = IFA_F_NODAD
+            ipr.addr("add", **kwargs)
+            added.append(str(iface))
+        for entry in remove:
+            ipr.addr("del", index=index, address=entry["address"], prefixlen=entry["prefixlen"])
+            removed.append(f"{entry['address']}/{entry['prefixlen']}")
+        return {"added": added, "removed": removed}
+
+
+def list_vips(ifname: str, netns: str | None = None) -> list[str]:
+    """The addresses on `ifname` we added ("addr/prefix")."""
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        links = ipr.link_lookup(ifname=ifname)
+        if not links:
+            return []
+        return [f"{e['address']}/{e['prefixlen']}" for e in _current(ipr, links[0]) if is_ours(e, ifname)]

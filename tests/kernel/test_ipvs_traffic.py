@@ -1,0 +1,123 @@
+"""Real traffic through the classic NAT topology: scheduling, held connections across weight changes,
+statistics, the connection table and drift after a manual ipvsadm."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from director import conntable, drift
+from director.ipvs.model import Dest, Service
+from director.ipvs.plan import reconcile
+
+from .conftest import CLIENT_NS, RS, VIP, LineClient, http_get, sh, wait_for
+
+pytestmark = pytest.mark.kernel
+
+
+def web(port: int = 80, scheduler: str = "rr", w1: int = 1, w2: int = 1) -> Service:
+    return Service(
+        "tcp",
+        VIP,
+        port,
+        scheduler=scheduler,
+        dests=(Dest(RS["rs1"], port, weight=w1), Dest(RS["rs2"], port, weight=w2)),
+    )
+
+
+def test_round_robin_through_nat_alternates_rs1_and_rs2(wire, vip):
+    assert reconcile(wire, [web()]).errors == []
+    answers = [http_get(CLIENT_NS, VIP) for _ in range(6)]
+    assert set(answers) == {"rs1", "rs2"}
+    assert all(a != b for a, b in zip(answers, answers[1:], strict=False)), answers
+
+
+def test_weight_zero_takes_a_server_out_of_new_connections(wire, vip):
+    assert reconcile(wire, [web(w1=0)]).errors == []
+    assert {http_get(CLIENT_NS, VIP) for _ in range(4)} == {"rs2"}
+
+
+def test_a_held_connection_survives_100_weight_changes(wire, vip):
+    assert reconcile(wire, [web(5500)]).errors == []
+    client = LineClient(CLIENT_NS, VIP, 5500)
+    try:
+        first = client.ask("hello")
+        name = first.split()[0]
+        assert first == f"{name} hello"
+        for i in range(100):
+            report = reconcile(wire, [web(5500, w1=i % 7, w2=(i * 3) % 5)])
+            assert report.errors == []
+            assert {op.kind for op in report.ops} <= {"set_dest"}  # never delete + add
+            if i % 10 == 9:
+                assert client.ask(f"line {i}") == f"{name} line {i}"
+        assert client.ask("bye") == f"{name} bye"
+    finally:
+        client.close()
+
+
+def test_stats_counters_rise_with_traffic(wire, vip):
+    assert reconcile(wire, [web()]).errors == []
+    for _ in range(6):
+        http_get(CLIENT_NS, VIP)
+
+    def counted():
+        svc = wire.dump()[0]
+        return svc if svc.stats.conns >= 6 and all(d.stats.conns >= 3 for d in svc.dests) else None
+
+    svc = wait_for(counted, timeout=8)  # the estimator publishes counters every 2 s
+    assert svc, wire.dump()[0].stats
+    assert svc.stats.inpkts > 0 and svc.stats.outpkts > 0
+    assert svc.stats.inbytes > 0 and svc.stats.outbytes > 0
+    assert all(d.stats.inbytes > 0 for d in svc.dests)
+
+
+def test_connection_counts_and_the_connection_table_show_a_held_connection(wire, vip):
+    assert reconcile(wire, [web(5500)]).errors == []
+    client = LineClient(CLIENT_NS, VIP, 5500)
+    try:
+        name = client.ask("hi").split()[0]
+        dests = {d.address: d for d in wire.dump()[0].dests}
+        assert dests[RS[name]].stats.active == 1
+        table = conntable.query(service=f"tcp|{VIP}|5500", state="established")
+        assert table["matched"] == 1, table
+        row = table["rows"][0]
+        local_port = client.sock.getsockname()[1]
+        assert row["client"] == f"172.16.10.100:{local_port}"
+        assert row["virtual"] == f"{VIP}:5500"
+        assert row["real"] == f"{RS[name]}:5500"
+        assert row["proto"] == "tcp" and row["expire"] > 0
+        assert conntable.query(real=RS[name])["matched"] >= 1
+        assert conntable.query(service=f"tcp|{VIP}|80", state="ESTABLISHED")["matched"] == 0
+    finally:
+        client.close()
+
+
+def test_drift_names_what_someone_added_by_hand_and_reconcile_removes_it(wire):
+    table = [web()]
+    assert reconcile(wire, table).errors == []
+    assert drift.report(table, wire.dump()) == []
+    sh("ipvsadm", "-a", "-t", f"{VIP}:80", "-r", "192.168.1.9:80", "-m", "-w", "3")
+    sh("ipvsadm", "-A", "-u", f"{VIP}:53", "-s", "rr")
+    sh("ipvsadm", "-e", "-t", f"{VIP}:80", "-r", f"{RS['rs1']}:80", "-m", "-w", "9")
+    found = drift.report(table, wire.dump())
+    assert (
+        f"extra real server in the kernel: 192.168.1.9:80 in TCP {VIP}:80 (masq, weight 3) is not in the desired state"
+        in found
+    )
+    assert (
+        f"extra service in the kernel: UDP {VIP}:53 (rr, 0 real servers) is not in the desired state" in found
+    )
+    assert f"real server {RS['rs1']}:80 in TCP {VIP}:80: weight 9 in the kernel, 1 desired" in found
+    assert len(found) == 3
+    report = reconcile(wire, table)
+    assert report.ops_done == 3 and report.errors == []
+    assert drift.report(table, wire.dump()) == []
+
+
+def test_the_persistence_flag_keeps_a_client_on_one_server(wire, vip):
+    sticky = dataclasses.replace(web(), timeout=60)
+    assert reconcile(wire, [sticky]).errors == []
+    assert len({http_get(CLIENT_NS, VIP) for _ in range(4)}) == 1
+    dests = wire.dump()[0].dests
+    assert sum(d.stats.persistent for d in dests) == 1
