@@ -44,8 +44,12 @@ def test_it_refuses_a_bad_file_with_every_error(director):
     assert not VirtualService.objects.exists()
 
 
-def test_it_exits_non_zero_from_the_command_line(director, tmp_path, capsys):
+def test_it_exits_non_zero_from_the_command_line(director, tmp_path, capsys, monkeypatch):
     from django.core.management import execute_from_command_line
+    from django.db import connections
+
+    # run_from_argv closes every connection when it ends, which would end the test's transaction too.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
 
     bad = tmp_path / "bad.rules"
     bad.write_text("-A -t 10.0.0.1:80 -s fastest\n")
