@@ -188,6 +188,8 @@ cmd_status() {
 cmd_oneshot() {  # mode args...: a fresh guest per call, so runs never see each other's kernel state
   local mode=$1; shift
   need_root; need_uml
+  local fresh=0
+  ip netns list | grep -qx "$NS\( .*\)\?" || fresh=1
   net_up && redis_up || return 1
   local name=t$$ idx
   idx=$((20 + $$ % 200))
@@ -196,6 +198,8 @@ cmd_oneshot() {  # mode args...: a fresh guest per call, so runs never see each 
   local rc=$?
   rm -f "$RUN/$name.args" "$RUN/$name.console" "$RUN/$name.rc"
   ip -n $NS link del "umwtap$idx" 2>/dev/null
+  # leave nothing behind that this call started, unless other guests came to use it meanwhile
+  if [ $fresh = 1 ] && ! ls "$RUN"/*.pid >/dev/null 2>&1; then cmd_down >/dev/null 2>&1; fi
   return $rc
 }
 
