@@ -179,8 +179,10 @@ class HostActionForm(forms.Form):
 class LogFilterForm(forms.Form):
     """Filters of the logs page; every field optional, an invalid one is simply ignored."""
 
-    director = forms.ModelChoiceField(Director.objects.all(), required=False)
-    service = forms.ModelChoiceField(VirtualService.objects.select_related("director"), required=False)
+    director = forms.ModelChoiceField(Director.objects.all(), required=False, empty_label="any director")
+    service = forms.ModelChoiceField(
+        VirtualService.objects.select_related("director"), required=False, empty_label="any service"
+    )
     server = forms.CharField(required=False, label="Real server address")
     kind = forms.ChoiceField(choices=[("", "any kind")] + list(C.EventKind.choices), required=False)
     level = forms.ChoiceField(choices=[("", "any level")] + list(C.Level.choices), required=False)
@@ -207,7 +209,7 @@ class LogFilterForm(forms.Form):
 
 
 class ConnFilterForm(forms.Form):
-    service = forms.ModelChoiceField(VirtualService.objects.none(), required=False)
+    service = forms.ModelChoiceField(VirtualService.objects.none(), required=False, empty_label="any service")
     client = forms.CharField(required=False, max_length=60)
     real = forms.CharField(required=False, max_length=60, label="Real server")
     state = forms.CharField(required=False, max_length=20, help_text="e.g. ESTABLISHED, TIME_WAIT")

@@ -23,6 +23,13 @@ if [ -n "$pg_url" ]; then
   DATABASE_URL=$pg_url .venv/bin/python -m pytest -q tests/django || fail "django on PostgreSQL"
 fi
 
+step "browser tests (Playwright + Debian chromium against the live server)"
+if [ -x /usr/bin/chromium ] || [ "${CI:-}" = "true" ]; then
+  .venv/bin/python -m pytest -q tests/browser || fail "browser tier"
+else
+  echo "skipped: /usr/bin/chromium is missing (apt-get install chromium); CI=true makes this a failure"
+fi
+
 if [ -x lab/lab.sh ]; then
   step "kernel tests (inside a UML guest)"
   lab/lab.sh pytest tests/kernel || fail "kernel tier"

@@ -33,7 +33,10 @@ def write_snapshot(r, director, per_server=None, drift=(), revision=None, heartb
         dests = {}
         for server in vs.reals.all():
             dests[dest_key_for(server)] = per_server.get(server) or dest(server)
-        rates = {k: sum(d["stats"].get(k, 0) for d in dests.values()) for k in ("cps", "inbps", "outbps")}
+        rates = {
+            k: sum(d["stats"].get(k, 0) for d in dests.values())
+            for k in ("cps", "inpps", "outpps", "inbps", "outbps")
+        }
         services[service_key_for(vs)] = {
             "label": vs.label,
             "scheduler": vs.scheduler,

@@ -82,7 +82,7 @@ def test_it_offers_maintenance_when_drained(client, operator, demo):
     assert "Maintenance when drained" in html
     html = _post(client, rs1, "drain", then="maintenance").content.decode()
     rs1.refresh_from_db()
-    assert rs1.after_drain == "maintenance" and "then maintenance when drained" in html
+    assert rs1.after_drain == "maintenance" and "→ maintenance" in html
 
 
 def test_it_puts_in_maintenance_and_enables(client, operator, demo):

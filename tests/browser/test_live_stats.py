@@ -1,0 +1,36 @@
+"""Numbers on the page follow the agent's snapshot in Redis without a reload."""
+
+import pytest
+
+from clusters.models import RealServer
+from tests.django.snapshots import dest, write_snapshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_it_updates_connection_counts_as_the_snapshot_changes(
+    new_page, login, live_server, viewer, demo, redis_client
+):
+    rs1 = RealServer.objects.get(service__director=demo, address="192.168.1.4", port=80)
+    write_snapshot(redis_client, demo, {rs1: dest(rs1, active=11)})
+    page = login(new_page(), viewer)
+    page.goto(f"{live_server.url}/services/{rs1.service_id}/")
+    cell = page.locator(f"#real-{rs1.pk} [data-col=active]")
+    assert cell.inner_text() == "11"
+    page.evaluate("window.notReloaded = true")
+    write_snapshot(redis_client, demo, {rs1: dest(rs1, active=42, up=False, reason="timed out")})
+    page.wait_for_function(
+        f"document.querySelector('#real-{rs1.pk} [data-col=active]').textContent.trim() === '42'",
+        timeout=8000,
+    )
+    page.locator(f"#real-{rs1.pk}.health-down").wait_for()  # htmx settles attributes a moment later
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_it_updates_the_overview_totals(new_page, login, live_server, viewer, demo, redis_client):
+    rs1 = RealServer.objects.get(service__director=demo, address="192.168.1.4", port=80)
+    page = login(new_page(), viewer)
+    assert "agent unknown" in page.locator(f"#director-{demo.pk}").inner_text()
+    write_snapshot(redis_client, demo, {rs1: dest(rs1, active=7)})
+    page.locator(f"#director-{demo.pk} .agent-up").wait_for(timeout=8000)
+    assert page.locator(f"#director-{demo.pk} dd[data-stat=active]").inner_text() == "7"
