@@ -1,7 +1,8 @@
 """ServicePlans -> `ipvsadm -S -n` text, restorable with `ipvsadm -R`.
 
-The table is the configured one: every real server at its configured weight, no fallback server (ldirectord
-only adds it while every real server is down), thresholds as -x/-y when set. No comments: `ipvsadm -R`
+The table is the one ldirectord keeps while every check passes: every real server at its configured weight
+(none for checktype=off), no fallback server (it is only added while every real server is down),
+thresholds as -x/-y when set. No comments: `ipvsadm -R`
 would choke on them.
 """
 
@@ -38,7 +39,8 @@ def render(services: list[ServicePlan], *, title: str = "") -> str:
         if "ops" in s.sched_flags:
             line += " -o"
         out.append(line)
-        for r in ordered_reals(s):
+        # checktype=off: ldirectord never activates the real servers, so the kernel table has none.
+        for r in ordered_reals(s) if s.checktype != "off" else ():
             host = f"[{r.address}]" if ":" in r.address else r.address
             line = f"-a {name} -r {host}:{r.port} {FORWARD_FLAG[r.forwarding]} -w {r.weight}"
             if r.u_threshold:

@@ -78,7 +78,8 @@ def _block(s: ServicePlan) -> list[str]:
         head = f"virtual_server fwmark {s.fwmark} {{"
     else:
         head = f"virtual_server {s.address} {s.port} {{"
-    kind = KIND[s.reals[0].forwarding] if s.reals else "NAT"
+    reals = ordered_reals(s)
+    kind = KIND[reals[0].forwarding] if reals else "NAT"
     out = [head]
     if s.name:
         out.append(f"    # {s.name}")
@@ -113,7 +114,7 @@ def _block(s: ServicePlan) -> list[str]:
         lost.append(f"checktype={s.check_every} (connect, negotiate every Nth)")
     if lost:
         out.append("    # not expressible in keepalived.conf: " + ", ".join(lost))
-    for r in ordered_reals(s):
+    for r in reals:
         port = f" {r.port}" if r.port else ""
         out.append(f"    real_server {r.address}{port} {{")
         out.append(f"        weight {r.weight}")

@@ -37,8 +37,6 @@ def _lossy(s: ServicePlan) -> list[str]:
     ):
         if getattr(s, name) != getattr(DEFAULTS, name):
             notes.append(f"{label}={getattr(s, name)}")
-    if s.retries != 1 and s.checktype != "ping":
-        notes.append(f"retries={s.retries}")
     for name in ("checkinterval", "checktimeout", "negotiatetimeout"):
         if getattr(s, name) != int(getattr(s, name)):
             notes.append(f"{name}={getattr(s, name)} (rounded up to whole seconds)")
@@ -99,7 +97,7 @@ def _section(s: ServicePlan, fork: bool) -> list[str]:
     out.append(f"\tchecktimeout={_int(s.checktimeout)}")
     out.append(f"\tnegotiatetimeout={_int(s.negotiatetimeout)}")
     out.append(f"\tfailurecount={s.failurecount}")
-    if s.retries != 1 and s.checktype == "ping":
+    if s.retries != 1:  # read back as retries; ldirectord itself uses it for ping checks
         out.append(f"\tcheckcount={s.retries}")
     if fork:
         out.append(f"\tcheckinterval={_int(s.checkinterval)}")

@@ -621,7 +621,12 @@ class _Parser:
         for text, line in v.reals:
             m = REAL_RE.search(text)
             if not m:
-                self.error(line, f"invalid address for real server (wrong format): {text.strip()!r}")
+                hint = (
+                    ""
+                    if re.search(r"\S\s+\S", text)
+                    else " (the forwarding method gate, masq or ipip is missing)"
+                )
+                self.error(line, f"invalid address for real server (wrong format): {text.strip()!r}{hint}")
                 continue
             first, last, port_text, flags = m.group(1), m.group(3), m.group(5), m.group(6)
             if m.start() > 0:

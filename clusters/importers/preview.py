@@ -44,6 +44,12 @@ def plan_lines(plan: Plan) -> list[str]:
         f"{plan.format} configuration from {', '.join(plan.files) or plan.source}: "
         f"{len(plan.services)} virtual services, {plan.real_count} real servers"
     ]
+    for name, values in plan.settings.items():
+        if isinstance(values, dict):
+            values = ", ".join(f"{k}={v}" for k, v in values.items())
+        elif isinstance(values, list):
+            values = "; ".join(values)
+        out.append(f"settings ({name}): {values}")
     for s in plan.services:
         out.extend(service_lines(s))
     return out

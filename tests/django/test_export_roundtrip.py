@@ -11,7 +11,7 @@ from tests.configs import parse_file
 pytestmark = pytest.mark.django_db
 
 CORPUS = {
-    "ldirectord": ["ldirectord-ultramonkey.cf", "ldirectord-full.cf"],
+    "ldirectord": ["ldirectord-ultramonkey.cf", "ldirectord-full.cf", "ldirectord-every-directive.cf"],
     "keepalived": ["keepalived-full.conf"],
     "ipvsadm": ["ipvsadm-save.rules", "ipvsadm-script.sh"],
 }

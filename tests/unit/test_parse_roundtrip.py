@@ -7,7 +7,7 @@ from clusters.importers import parse
 from tests.configs import parse_file
 
 CORPUS = {
-    "ldirectord": ["ldirectord-ultramonkey.cf", "ldirectord-full.cf"],
+    "ldirectord": ["ldirectord-ultramonkey.cf", "ldirectord-full.cf", "ldirectord-every-directive.cf"],
     "keepalived": ["keepalived-full.conf"],
     "ipvsadm": ["ipvsadm-save.rules", "ipvsadm-script.sh"],
 }
