@@ -32,6 +32,8 @@ def _checker(s: ServicePlan, indent: str) -> list[str]:
         out.append(f"{indent}{name} {{")
         out.append(f"{i2}url {{")
         out.append(f"{i3}path {s.request or '/'}")
+        if s.receive:
+            out.append(f'{i3}regex "{s.receive}"')
         for code in filter(None, s.expected_status.split(",")):
             out.append(f"{i3}status_code {code.strip()}")
         out.append(f"{i2}}}")
@@ -60,8 +62,8 @@ def _checker(s: ServicePlan, indent: str) -> list[str]:
         if negotiate and s.check_service != "none":
             out.append(f"{indent}# {s.check_service} negotiate check: keepalived only connects (TCP_CHECK)")
         out.append(f"{indent}TCP_CHECK {{")
-    if s.receive:
-        out.insert(0, f"{indent}# receive pattern {s.receive!r} cannot be checked by keepalived")
+    if s.receive and not (negotiate and s.check_service in ("http", "https", "http_proxy")):
+        out.insert(0, f"{indent}# receive pattern {s.receive!r} cannot be checked by keepalived here")
     if s.checkport:
         out.append(f"{i2}connect_port {s.checkport}")
     out.append(f"{i2}connect_timeout {_num(timeout)}")

@@ -57,10 +57,8 @@ NOT_IMPORTED = {
 }
 CHECKERS = ("HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK")
 UNSUPPORTED_CHECKERS = ("UDP_CHECK", "FILE_CHECK", "BFD_CHECK")
-QUIET_VS = {"ha_suspend", "alpha", "omega", "quorum_up", "quorum_down", "smtp_alert", "notify_up",
-            "notify_down", "virtualhost", "sorry_server_inhibit", "retry", "delay_before_retry",
-            "connect_timeout", "warmup", "ip_family", "inhibit_on_failure", "lvs_method", "lb_kind",
-            "sorry_server_lvs_method"}  # fmt: skip
+NOT_USED_VS = ("ha_suspend", "alpha", "omega", "quorum_up", "quorum_down", "smtp_alert", "notify_up",
+               "notify_down", "sorry_server_inhibit", "warmup")  # fmt: skip
 
 
 @dataclass
@@ -316,6 +314,9 @@ class _Interpreter:
         flags: list[str] = []
         reals: list[Node] = []
         vs_virtualhost = ""
+        # keepalived 2 lets a virtual_server set checker defaults (timeouts, retries, inhibit_on_failure).
+        check_defaults: dict = {}
+        vs_inhibit = False
         for child in node.children or ():
             kw = child.keyword
             if kw == "delay_loop":
@@ -361,10 +362,12 @@ class _Interpreter:
                 vs_virtualhost = child.args[0] if child.args else ""
             elif kw == "real_server":
                 reals.append(child)
-            elif kw in QUIET_VS:
-                if kw in ("ha_suspend", "alpha", "omega", "quorum_up", "quorum_down", "smtp_alert", "notify_up",
-                          "notify_down", "sorry_server_inhibit", "warmup"):  # fmt: skip
-                    self.warn(child, f"{kw} accepted but not used by Ultra Monkey Web")
+            elif kw == "inhibit_on_failure":
+                vs_inhibit = True
+            elif self._timing(child, check_defaults):
+                pass
+            elif kw in NOT_USED_VS:
+                self.warn(child, f"{kw} accepted but not used by Ultra Monkey Web")
             else:
                 self.warn(child, f"unknown keyword {kw!r} in virtual_server ignored")
         base.sched_flags = flags
@@ -384,7 +387,7 @@ class _Interpreter:
                 s.fallback_address, s.fallback_port = fallback
                 s.fallback_port = s.fallback_port or s.port
                 s.fallback_forwarding = fallback_forwarding or forwarding
-            self._reals(s, reals, forwarding, vs_virtualhost, node)
+            self._reals(s, reals, forwarding, vs_virtualhost, node, check_defaults, vs_inhibit)
             services.append(s)
         return services
 
@@ -409,7 +412,9 @@ class _Interpreter:
 
     # ---- real_server + checkers --------------------------------------------------------------------
 
-    def _reals(self, s: ServicePlan, nodes: list[Node], forwarding: str, vhost: str, vs: Node) -> None:
+    def _reals(
+        self, s, nodes: list[Node], forwarding: str, vhost: str, vs: Node, defaults: dict, inhibit_all: bool
+    ):
         first_check: _Check | None = None
         inhibit = []
         for node in nodes:
@@ -428,7 +433,7 @@ class _Interpreter:
                 port = s.port
             real = RealPlan(address=address, port=port, forwarding=forwarding, file=node.file, line=node.line)
             checks: list[_Check] = []
-            quiet = False
+            quiet = inhibit_all
             for child in node.children or ():
                 kw = child.keyword
                 if kw == "weight":
@@ -444,7 +449,7 @@ class _Interpreter:
                 elif kw in ("lvs_method", "lb_kind"):
                     real.forwarding = self._forwarding(child) or real.forwarding
                 elif kw in CHECKERS:
-                    checks.append(self._checker(child, vhost))
+                    checks.append(self._checker(child, vhost, defaults))
                 elif kw in UNSUPPORTED_CHECKERS:
                     self.warn(child, f"{kw} is not supported: this real server's check is not imported")
                 elif kw in ("notify_up", "notify_down", "smtp_alert", "delay_loop", "alpha", "virtualhost"):
@@ -480,9 +485,34 @@ class _Interpreter:
             )
         s.quiescent = any(inhibit)
 
-    def _checker(self, node: Node, vhost: str) -> _Check:  # noqa: C901 - one branch a keyword
+    def _timing(self, node: Node, values: dict) -> bool:
+        """Timeouts, retries and intervals, alike in a checker and (as defaults) in a virtual_server."""
+        kw = node.keyword
+        if kw in ("connect_timeout", "misc_timeout"):
+            value = self.number(node, kind=float, low=0.1, high=3600)
+            if value is not None:
+                values["checktimeout"] = values["negotiatetimeout"] = value
+        elif kw in ("retry", "nb_get_retry"):
+            value = self.number(node, low=1, high=32767)
+            if value is not None:
+                values["retries"] = value
+        elif kw == "delay_before_retry":
+            value = self.number(node, kind=float, low=0, high=86400)
+            if value is not None:
+                values["delay_before_retry"] = value
+        elif kw == "delay_loop":
+            value = self.number(node, kind=float, low=0.1, high=86400)
+            if value is not None:
+                values["checkinterval"] = value
+        else:
+            return False
+        return True
+
+    def _checker(self, node: Node, vhost: str, defaults: dict) -> _Check:  # noqa: C901 - one branch a keyword
         kind = node.keyword
         values: dict = {"check_service": "none", "check_every": 0, "request": "", "expected_status": ""}
+        values["receive"] = ""
+        values.update(defaults)
         values["checktype"] = {
             "HTTP_GET": "negotiate", "SSL_GET": "negotiate", "TCP_CHECK": "connect", "MISC_CHECK": "external",
             "SMTP_CHECK": "negotiate", "DNS_CHECK": "negotiate", "PING_CHECK": "ping",
@@ -498,18 +528,8 @@ class _Interpreter:
         urls = 0
         for child in node.children or ():
             kw = child.keyword
-            if kw in ("connect_timeout", "misc_timeout"):
-                value = self.number(child, kind=float, low=0.1, high=3600)
-                if value is not None:
-                    values["checktimeout"] = values["negotiatetimeout"] = value
-            elif kw in ("retry", "nb_get_retry"):
-                value = self.number(child, low=1, high=32767)
-                if value is not None:
-                    values["retries"] = value
-            elif kw == "delay_before_retry":
-                value = self.number(child, kind=float, low=0, high=86400)
-                if value is not None:
-                    values["delay_before_retry"] = value
+            if self._timing(child, values):
+                pass
             elif kw == "connect_port":
                 values["checkport"] = self.number(child, low=1, high=65535)
             elif kw == "virtualhost":
@@ -561,6 +581,10 @@ class _Interpreter:
                         continue
                     low, high = int(m.group(1)), int(m.group(2) or m.group(1))
                     codes.extend(range(low, high + 1))
+            elif child.keyword == "regex":
+                values["receive"] = " ".join(child.args)
+            elif child.keyword == "regex_no_match":
+                self.warn(child, "regex_no_match is not supported: the regex must match")
             elif child.keyword == "digest":
                 self.warn(child, "digest is not checked: use status_code (or a receive pattern) instead")
             elif child.keyword == "virtualhost":

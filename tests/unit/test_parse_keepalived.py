@@ -94,3 +94,26 @@ def test_it_warns_when_real_servers_check_differently():
     plan = keepalived.parse(text)
     assert plan.services[0].checktype == "connect"
     assert [m.line for m in plan.warnings] == [6]
+
+
+def test_it_applies_virtual_server_checker_defaults_and_url_regex():
+    text = """virtual_server 10.0.0.1 80 {
+    connect_timeout 7
+    retry 4
+    inhibit_on_failure
+    real_server 10.0.0.2 80 {
+        HTTP_GET {
+            url {
+                path /ping
+                regex "^pong$"
+            }
+            delay_loop 9
+        }
+    }
+}
+"""
+    plan = keepalived.parse(text)
+    assert plan.ok, plan.errors
+    (s,) = plan.services
+    assert (s.checktimeout, s.negotiatetimeout, s.retries, s.quiescent) == (7, 7, 4, True)
+    assert (s.request, s.receive, s.checkinterval) == ("/ping", "^pong$", 9)
