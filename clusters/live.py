@@ -29,6 +29,19 @@ CONNTABLE_TASK = "director.conntable"
 CONNTABLE_LIMIT = 500
 # A job older than this is history, not something the row should still announce.
 RECENT_JOB = timedelta(minutes=10)
+# Poll fast while numbers can move (an agent reports, or an apply is pending), slowly otherwise.
+POLL_LIVE = 2
+POLL_IDLE = 10
+
+
+def poll_every(*, live: bool, pending: bool = False) -> int:
+    """Seconds between refreshes of a live fragment.
+
+    Without a reporting agent and with nothing pending, the only changes are other users' edits, so the
+    page backs off to a slow check instead of asking every 2 s for numbers that cannot change; it speeds up
+    again by itself on the first refresh that sees a snapshot or a pending job.
+    """
+    return POLL_LIVE if live or pending else POLL_IDLE
 
 
 # -- agent state -------------------------------------------------------------------------------------------
@@ -212,7 +225,7 @@ def real_rows(service: VirtualService, servers=None, points: int = keys.HISTORY_
 def sparkline_points(values: list[float], width: int = 120, height: int = 24, max_points: int = 120) -> str:
     """SVG polyline points for `values`, downsampled by bucket maximum (a spike must not vanish).
 
-    y grows downwards in SVG, so the largest value sits at the top; a flat series is drawn along the bottom.
+    y grows downwards in SVG, so the largest value sits at the top and zero at the bottom.
     """
     if not values:
         return ""

@@ -57,9 +57,12 @@ def _require_operate(request) -> None:
 @require_GET
 def overview(request):
     summaries = [live.summarize(d) for d in live.directors_for_overview()]
-    return render(
-        request, _template(request, "clusters/overview.html", "directors"), {"summaries": summaries}
+    poll = live.poll_every(
+        live=any(s.snapshot for s in summaries),
+        pending=ApplyJob.objects.filter(status=C.JobStatus.PENDING).exists(),
     )
+    context = {"summaries": summaries, "poll": poll}
+    return render(request, _template(request, "clusters/overview.html", "directors"), context)
 
 
 @require_GET
@@ -67,11 +70,16 @@ def director_detail(request, pk):
     director = Director.objects.filter(pk=pk).prefetch_related("services__reals").first()
     if director is None:
         return _gone(request, "This director no longer exists.")
+    summary = live.summarize(director)
+    jobs = list(director.jobs.select_related("user", "server")[:8])
     context = {
         "director": director,
-        "summary": live.summarize(director),
+        "summary": summary,
         "hosts": live.hosts(director),
-        "jobs": director.jobs.select_related("user", "server")[:8],
+        "jobs": jobs,
+        "poll": live.poll_every(
+            live=summary.snapshot is not None, pending=any(j.status == C.JobStatus.PENDING for j in jobs)
+        ),
     }
     return render(request, _template(request, "clusters/director_detail.html", "live"), context)
 
@@ -100,12 +108,17 @@ def service_detail(request, pk):
     if service is None:
         return _gone(request, "This virtual service no longer exists.")
     director = live.refresh_last_seen(service.director)
+    summary = live.summarize_service(service, stats.snapshot(director.name))
+    rows = live.real_rows(service)
     context = {
         "service": service,
         "director": director,
         "status": director.agent_status(),
-        "summary": live.summarize_service(service, stats.snapshot(director.name)),
-        "rows": live.real_rows(service),
+        "summary": summary,
+        "rows": rows,
+        "poll": live.poll_every(
+            live=summary.live, pending=any(r.job and r.job.status == C.JobStatus.PENDING for r in rows)
+        ),
     }
     return render(request, _template(request, "clusters/service_detail.html", "reals"), context)
 

@@ -8,6 +8,11 @@
     var el = id && document.getElementById(id);
     return !(el && el.contains(document.activeElement) && document.activeElement.tagName === "INPUT");
   };
+  // The live log only grows at the top; keep the page light by dropping the oldest rows past 500.
+  document.addEventListener("htmx:afterSwap", function () {
+    var rows = document.querySelectorAll("#log-rows tr[data-id]");
+    for (var i = 500; i < rows.length; i++) rows[i].remove();
+  });
   // An error answer (403, 500, broker trouble) is shown, not swallowed.
   document.addEventListener("htmx:responseError", function (e) {
     var flash = document.getElementById("flash");

@@ -32,5 +32,5 @@ def test_it_updates_the_overview_totals(new_page, login, live_server, viewer, de
     page = login(new_page(), viewer)
     assert "agent unknown" in page.locator(f"#director-{demo.pk}").inner_text()
     write_snapshot(redis_client, demo, {rs1: dest(rs1, active=7)})
-    page.locator(f"#director-{demo.pk} .agent-up").wait_for(timeout=8000)
+    page.locator(f"#director-{demo.pk} .agent-up").wait_for(timeout=15_000)  # idle pages poll every 10 s
     assert page.locator(f"#director-{demo.pk} dd[data-stat=active]").inner_text() == "7"

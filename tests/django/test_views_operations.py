@@ -129,3 +129,12 @@ def test_it_refuses_a_host_action_from_a_viewer(client, viewer, demo):
         reverse("host_action", args=[demo.pk]), {"address": "192.168.1.5", "action": "drain"}
     )
     assert response.status_code == 403
+
+
+def test_it_polls_fast_while_an_apply_is_pending(client, operator, demo):
+    client.force_login(operator)
+    rs1 = _rs(demo)
+    url = reverse("service_detail", args=[rs1.service_id])
+    assert 'data-poll="10"' in client.get(url).content.decode()
+    _post(client, rs1, "drain")
+    assert 'data-poll="2"' in client.get(url).content.decode()

@@ -3,6 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from .snapshots import write_snapshot
+
 pytestmark = pytest.mark.django_db
 
 
@@ -46,9 +48,11 @@ def test_it_returns_only_the_fragment_for_htmx(client_viewer, demo):
         assert "<html" not in html and html.strip().startswith("<div " + marker), name
 
 
-def test_it_polls_every_two_seconds_only_while_visible(client_viewer, demo):
-    html = client_viewer.get(_pages(demo)["service"]).content.decode()
-    assert 'hx-trigger="every 2s [umwPoll(' in html
+def test_it_polls_only_while_visible_and_slowly_while_nothing_can_change(client_viewer, demo, redis_client):
+    url = _pages(demo)["service"]
+    assert 'hx-trigger="every 10s [umwPoll(' in client_viewer.get(url).content.decode()
+    write_snapshot(redis_client, demo)
+    assert 'hx-trigger="every 2s [umwPoll(' in client_viewer.get(url).content.decode()
     js = client_viewer.get("/static/js/app.js")
     body = b"".join(js.streaming_content) if js.streaming else js.content
     assert b"visibilityState" in body
