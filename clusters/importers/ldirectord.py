@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 
 from .plan import (
+    MAX_FILES,
     MAX_INCLUDE_DEPTH,
     MAX_REALS_PER_RANGE,
     SCHEDULERS,
@@ -903,6 +904,9 @@ class _Parser:
         for name, line in self.executes:
             if self.sources is None:
                 self.warn(line, f"execute={name}: that configuration was not read (no files to read it from)")
+                continue
+            if len(self.plan.files) >= MAX_FILES:
+                self.error(line, f"execute={name}: more than {MAX_FILES} configurations")
                 continue
             if self.depth + 1 > MAX_INCLUDE_DEPTH:
                 self.error(line, f"execute={name}: configurations execute each other too deeply")
