@@ -80,3 +80,10 @@ def test_it_lets_only_admins_import(client, operator, viewer, director):
 def test_it_sends_anonymous_users_to_the_login_page(client):
     response = client.get(reverse("io_import"))
     assert response.status_code == 302 and "login" in response.url
+
+
+def test_it_preselects_the_director_from_the_query_string(client, admin_user, director):
+    other = Director.objects.create(name="lb2", masquerade=False)
+    client.force_login(admin_user)
+    page = client.get(reverse("io_import") + f"?director={other.pk}").content.decode()
+    assert f'<option value="{other.pk}" selected>lb2</option>' in page
