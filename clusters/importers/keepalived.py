@@ -473,11 +473,14 @@ class _Interpreter:
                 continue
             s.reals.append(real)
         if first_check is not None:
+            if s.protocol == "udp" and first_check.values.get("checktype") == "connect":
+                self.warn(
+                    first_check.node,
+                    "TCP_CHECK on a UDP service runs as a ping (ldirectord's UDP connect check)",
+                )
             for name, value in first_check.values.items():
                 setattr(s, name, value)
-        elif not nodes:
-            s.checktype = "on"
-        else:
+        else:  # no real server read: nothing to check
             s.checktype = "on"
         if inhibit and len(set(inhibit)) > 1:
             self.warn(
