@@ -233,7 +233,12 @@ class _Parser:
         else:
             self.error(line, f"invalid address for virtual server: {value.strip()!r}")
             return
-        self._partial(line, "virtual", value, match.group(0))
+        if v.fwmark is not None and value.strip() != match.group(0):
+            self.warn(line, f"virtual: ldirectord reads {value.strip()!r} as firewall mark {v.fwmark}")
+        else:
+            self._partial(line, "virtual", value, match.group(0))
+        if v.family == 6 and v.host and not v.host.startswith("[") and value.count(":") > 1:
+            self.warn(line, "virtual6: an IPv6 address must be written in brackets, e.g. [2001:db8::1]:80")
         if v.port_text is not None and re.search(r":(53|domain)$", f"{v.host}:{v.port_text}"):
             v.protocol = "udp"
 

@@ -46,3 +46,9 @@ def test_it_warns_about_text_after_a_closing_quote():
 def test_it_accepts_four_spaces_as_indentation():
     plan = ldirectord.parse("virtual=10.0.0.1:80\n    real=10.0.0.2:80 gate\n   scheduler=rr\n")
     assert short(plan.errors)[0][0] == 3  # three spaces end the section
+
+
+def test_it_reads_an_address_without_port_as_a_firewall_mark_like_ldirectord_and_says_so():
+    plan = ldirectord.parse("virtual=10.0.0.1\n\treal=10.0.0.2 gate\n")
+    assert plan.ok and plan.services[0].label == "FWM 10"
+    assert short(plan.warnings) == [(1, "virtual: ldirectord reads '10.0.0.1' as firewall mark 10")]
