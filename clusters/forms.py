@@ -8,6 +8,7 @@ and pushes the new desired state to the director in one transaction, exactly lik
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
 from . import choices as C
@@ -22,6 +23,17 @@ class PushingModelForm(forms.ModelForm):
 
     def director_of(self, obj) -> Director:
         raise NotImplementedError
+
+    def add_error(self, field, error):
+        """One complaint per field: once a value failed to parse, the model's "missing" about it is noise."""
+        if field is None and hasattr(error, "error_dict") and self._errors:
+            kept = {
+                f: e for f, e in error.error_dict.items() if f == NON_FIELD_ERRORS or f not in self._errors
+            }
+            if not kept:
+                return
+            error = ValidationError(kept)
+        super().add_error(field, error)
 
     def save_and_push(self, user):
         created = self.instance.pk is None

@@ -61,7 +61,9 @@ def _stage(demo, operator, redis_client):
     return reals
 
 
-def test_it_takes_screenshots(new_page, login, live_server, settings, operator, demo, redis_client):
+def test_it_takes_screenshots(
+    new_page, login, live_server, settings, operator, admin_user, demo, redis_client
+):
     settings.UMW_CONNTABLE_TIMEOUT = 0.5
     out = Path(os.environ["UMW_SHOTS"])
     out.mkdir(parents=True, exist_ok=True)
@@ -74,8 +76,16 @@ def test_it_takes_screenshots(new_page, login, live_server, settings, operator, 
         "logs": "/logs/",
     }
     for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
-        page = login(new_page(viewport), operator)
+        page = new_page(viewport)
+        page.goto(live_server.url + "/login/")
+        page.screenshot(path=str(out / f"login-{label}.png"), full_page=True)
+        login(page, operator)
         for name, url in pages.items():
             page.goto(live_server.url + url)
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=True)
+        page = login(new_page(viewport), admin_user)
+        page.goto(f"{live_server.url}/directors/{demo.pk}/services/new/")
+        page.fill("#id_address", "172.16.10.600")
+        page.click("button:has-text('Save')")
+        page.screenshot(path=str(out / f"service-form-errors-{label}.png"), full_page=True)

@@ -58,6 +58,8 @@ def test_it_shows_field_errors_inline(client, admin_user, demo):
     assert response.status_code == 200 and not VirtualService.objects.filter(name="smtp").exists()
     address = html.split('id="field-address"')[1].split('id="field-port"')[0]
     assert "Enter a valid IPv4 or IPv6 address." in address
+    assert "Enter the virtual IP address." not in address  # the model's "missing" would only repeat it
+    assert "Enter a port between 1 and 65535." in html.split('id="field-port"')[1]
     assert "has-error" in html.split('id="field-address"')[0][-40:]
 
 
