@@ -30,7 +30,7 @@ trap 'log "stopping..."; stop_all; log "stopped"; exit 0' INT TERM
 trap 'stop_all' EXIT
 
 log "starting the lab director (UML guest) and its Redis"
-lab/lab.sh up 1 || { log "lab failed to start"; exit 1; }
+lab/lab.sh up 1 --traffic || { log "lab failed to start"; exit 1; }
 export REDIS_URL="unix://$UMW_LAB_DIR/run/redis.sock"
 
 $PY manage.py migrate --noinput -v0
