@@ -19,6 +19,7 @@ Normalisation rules (so a round trip through the kernel compares equal):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field, fields
 
@@ -97,8 +98,14 @@ def normalize_netmask(netmask: str | int | None, family: int) -> str:
     return str(plen)
 
 
+@functools.lru_cache(maxsize=65536)
 def _canon(address: str) -> str:
     return str(ipaddress.ip_address(address))
+
+
+@functools.lru_cache(maxsize=65536)
+def _packed(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,7 @@ class Dest:
 
     @property
     def family(self) -> int:
-        return ipaddress.ip_address(self.address).version
+        return 6 if ":" in self.address else 4
 
     @property
     def key(self) -> tuple[str, int]:
@@ -229,7 +236,8 @@ class Service:
 
 
 def _dest_order(dest: Dest) -> tuple:
-    return (dest.family, ipaddress.ip_address(dest.address).packed, dest.port)
+    packed = _packed(dest.address)
+    return (len(packed), packed, dest.port)
 
 
 def dest_label(dest: Dest) -> str:

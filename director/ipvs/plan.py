@@ -161,16 +161,38 @@ def apply(wire, ops: list[Op]) -> tuple[int, list[OpError]]:
 def reconcile(wire, desired_table: list[Service], actual: list[Service] | None = None) -> Report:
     """Make the kernel hold `desired_table` by diff; report per-op errors and re-read the kernel.
 
-    `actual` may be passed when the caller has just dumped the table (it saves one dump); by default the
-    kernel is read first. Services the desired table does not name are deleted.
+    By default the kernel is dumped first and dumped again afterwards (Report.actual): the cost grows with
+    the size of the table. A caller that keeps the last Report.actual can hand it back as `actual`; then
+    nothing is dumped up front and only the services the ops touched are read back (`wire.dump_services`),
+    so one weight change costs one op and one small read whatever the table's size. If any op fails on
+    that path the known state may be stale (someone changed the kernel meanwhile): the kernel is then
+    dumped in full and the diff applied once more. Hand-made changes that no op runs into stay until the
+    next full reconcile (or drift check) - so keep using full ones periodically.
+    Services the desired table does not name are deleted.
     """
+    known = actual is not None
     if actual is None:
         actual = wire.dump()
     ops = diff(desired_table, actual)
     report = Report(ops=ops)
     if not ops:
-        report.actual = actual
+        report.actual = list(actual)
         return report
     report.ops_done, report.errors = apply(wire, ops)
-    report.actual = wire.dump()
+    if known and report.errors:
+        fresh = wire.dump()
+        retry = diff(desired_table, fresh)
+        report.ops += retry
+        done, report.errors = apply(wire, retry) if retry else (0, [])
+        report.ops_done += done
+        report.actual = wire.dump() if retry else fresh
+        return report
+    scoped = getattr(wire, "dump_services", None)
+    if known and scoped is not None:
+        touched = set(op.service.key for op in ops)
+        refreshed = {s.key: s for s in scoped(sorted(touched, key=str))}
+        merged = [refreshed.pop(s.key, s) for s in actual if s.key not in touched or s.key in refreshed]
+        report.actual = merged + list(refreshed.values())
+    else:
+        report.actual = wire.dump()
     return report

@@ -48,6 +48,7 @@ syscalls one request per round trip costs.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -279,22 +280,27 @@ def describe(verb: str, service: Service, dest: Dest | None = None) -> str:
 
 
 # -- decoding ----------------------------------------------------------------------------------------------
-def parse_attrs(data: bytes | memoryview) -> dict[int, memoryview]:
+_HH = struct.Struct("=HH")
+_STATS64 = struct.Struct("=" + "HHQ" * 10)  # the kernel's STATS64 nest: ten u64 attributes, no padding
+
+
+def parse_attrs(data: bytes | memoryview) -> dict[int, bytes]:
     """Top-level attributes of a buffer: type -> payload (the last one wins)."""
-    mv = memoryview(data)
-    out: dict[int, memoryview] = {}
+    data = bytes(data)
+    out: dict[int, bytes] = {}
+    unpack = _HH.unpack_from
     pos = 0
-    end = len(mv)
+    end = len(data)
     while pos + 4 <= end:
-        length, kind = struct.unpack_from("=HH", mv, pos)
+        length, kind = unpack(data, pos)
         if length < 4:
             break
-        out[kind & NLA_TYPE_MASK] = mv[pos + 4 : pos + length]
+        out[kind & NLA_TYPE_MASK] = data[pos + 4 : pos + length]
         pos += (length + 3) & ~3
     return out
 
 
-def _uint(payload: memoryview) -> int:
+def _uint(payload: bytes) -> int:
     n = len(payload)
     if n == 8:
         return struct.unpack_from("=Q", payload)[0]
@@ -307,22 +313,29 @@ def _uint(payload: memoryview) -> int:
     raise ValueError(f"unexpected integer attribute of {n} bytes")
 
 
-def _be16(payload: memoryview) -> int:
+def _be16(payload: bytes) -> int:
     return struct.unpack_from("!H", payload)[0]
 
 
-def _str(payload: memoryview) -> str:
+def _str(payload: bytes) -> str:
     return bytes(payload).split(b"\0", 1)[0].decode()
 
 
-def _addr(payload: memoryview, family: int) -> str:
-    raw = bytes(payload)
+@functools.lru_cache(maxsize=65536)
+def _addr(raw: bytes, family: int) -> str:
     return str(ipaddress.IPv4Address(raw[:4]) if family == 4 else ipaddress.IPv6Address(raw[:16]))
 
 
-def decode_stats(attrs: dict[int, memoryview], stats32: int, stats64: int, **conns: int) -> Stats:
+_STAT_NAMES = tuple(STATS_ATTRS[i] for i in range(1, 11))
+
+
+def decode_stats(attrs: dict[int, bytes], stats32: int, stats64: int, **conns: int) -> Stats:
     """Prefer the 64-bit counters (kernel >= 4.1); fall back to the 32-bit ones."""
     raw = attrs.get(stats64)
+    if raw is not None and len(raw) == _STATS64.size:  # fast path: the layout the kernel writes
+        fields = _STATS64.unpack(raw)
+        if fields[0:30:3] == (12,) * 10 and fields[1:30:3] == tuple(range(1, 11)):
+            return Stats(*fields[2:30:3], **conns)
     if raw is None:
         raw = attrs.get(stats32)
     values = dict(conns)
@@ -334,7 +347,7 @@ def decode_stats(attrs: dict[int, memoryview], stats32: int, stats64: int, **con
     return Stats(**values)
 
 
-def decode_service(attrs: dict[int, memoryview], dests: tuple[Dest, ...] = ()) -> Service:
+def decode_service(attrs: dict[int, bytes], dests: tuple[Dest, ...] = ()) -> Service:
     family = FAMILY_OF_AF[_uint(attrs[SVC_AF])]
     scheduler = _str(attrs[SVC_SCHED_NAME]) if SVC_SCHED_NAME in attrs else ""
     flags = struct.unpack_from("=I", attrs[SVC_FLAGS])[0] if SVC_FLAGS in attrs else 0
@@ -365,7 +378,7 @@ def decode_service(attrs: dict[int, memoryview], dests: tuple[Dest, ...] = ()) -
     )
 
 
-def decode_dest(attrs: dict[int, memoryview], service_family: int) -> Dest:
+def decode_dest(attrs: dict[int, bytes], service_family: int) -> Dest:
     family = service_family
     if DEST_ADDR_FAMILY in attrs:
         family = FAMILY_OF_AF[_uint(attrs[DEST_ADDR_FAMILY])]
@@ -404,7 +417,7 @@ def split_messages(buf: bytes | memoryview):
         pos += (length + 3) & ~3
 
 
-def _error_code(payload: memoryview) -> int:
+def _error_code(payload: bytes) -> int:
     return -struct.unpack_from("=i", payload)[0]
 
 
@@ -497,7 +510,7 @@ class Wire:
         raise WireError(errno.EPROTO, "resolve generic netlink family IPVS: no answer")
 
     # dumps --------------------------------------------------------------------------------------------
-    def _dump(self, cmd: int, attrs: bytes = b"") -> list[dict[int, memoryview]]:
+    def _dump(self, cmd: int, attrs: bytes = b"") -> list[dict[int, bytes]]:
         """Run one dump; returns the attributes of each answer's top-level nested entry."""
         self._open()
         seq = self._next_seq()
@@ -543,6 +556,54 @@ class Wire:
                     continue
                 out.append(decode_service(attrs, dests))
             return out
+
+    def _get_service(self, svc: Service) -> dict[int, bytes] | None:
+        """One service's attributes (GET_SERVICE without DUMP), None if the kernel has no such service."""
+        seq = self._next_seq()
+        msg = genl_message(
+            self._family,
+            CMD_GET_SERVICE,
+            nla(CMD_ATTR_SERVICE, service_key_attrs(svc)),
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+        )
+        self._sock.send(msg)
+        found = None
+        for _ in range(100):
+            for kind, _flags, mseq, payload in split_messages(self._recv()):
+                if mseq != seq:
+                    continue
+                if kind == NLMSG_ERROR:
+                    err = _error_code(payload)
+                    if err in (errno.ESRCH, errno.ENOENT):
+                        return None
+                    if err:
+                        raise WireError(err, f"get service {svc.label()}")
+                    return found
+                nested = parse_attrs(payload[4:]).get(CMD_ATTR_SERVICE)
+                if nested is not None:
+                    found = parse_attrs(nested)
+        raise WireError(errno.ETIMEDOUT, f"get service {svc.label()}: no answer")
+
+    def dump_services(self, service_keys) -> list[Service]:
+        """Only the named services (Service.key tuples) with their dests and stats: a scoped dump whose cost
+        grows with the number of keys, not with the size of the table. Absent services are left out."""
+        out = []
+        with self._lock:
+            self._open()
+            for key in service_keys:
+                probe = _service_for_key(key)
+                attrs = self._get_service(probe)
+                if attrs is None:
+                    continue
+                try:
+                    dests = self._dump_dests(probe)
+                except WireError as exc:
+                    if exc.errno != errno.ESRCH:
+                        raise
+                    continue
+                out.append(decode_service(attrs, dests))
+        return out
 
     def get_dests(self, service_key: tuple) -> tuple[Dest, ...]:
         svc = _service_for_key(service_key)

@@ -236,6 +236,37 @@ def test_reconcile_with_a_known_actual_state_skips_the_first_dump():
     assert report.ops_done == 1
 
 
+class ScopedKernel(MemoryKernel):
+    def __init__(self, services=()):
+        super().__init__(services)
+        self.scoped = []
+
+    def dump_services(self, service_keys):
+        self.scoped.append(list(service_keys))
+        return [self.table[k] for k in service_keys if k in self.table]
+
+
+def test_with_a_known_state_only_the_touched_services_are_read_back():
+    kernel = ScopedKernel([WEB, DNS])
+    changed = with_dests(WEB, dataclasses.replace(RS1, weight=7), RS2)
+    new = Service("tcp", "172.16.10.60", 80, dests=(RS1,))
+    report = reconcile(kernel, [changed, new], actual=[WEB, DNS])
+    assert kernel.dumps == 0
+    assert sorted(kernel.scoped[0], key=str) == sorted([WEB.key, new.key, DNS.key], key=str)
+    assert {s.key: s for s in report.actual} == {changed.key: changed, new.key: new}
+    assert reconcile(kernel, [changed, new], actual=report.actual).ops == []
+
+
+def test_a_stale_known_state_falls_back_to_a_full_dump_and_still_converges():
+    kernel = ScopedKernel([WEB])
+    kernel.table[WEB.key] = with_dests(WEB, RS2)  # someone deleted RS1 by hand
+    wanted = with_dests(WEB, dataclasses.replace(RS1, weight=5), RS2)
+    report = reconcile(kernel, [wanted], actual=[WEB])
+    assert report.errors == [] and kernel.dumps == 2
+    assert kernel.table[WEB.key] == wanted
+    assert [op.kind for op in report.ops] == ["set_dest", "add_dest"]  # the failed set, then the fix
+
+
 def test_op_text_names_services_and_reals_like_ipvsadm():
     fwm = Service("fwmark", fwmark=3, family=6, scheduler="sh", flags=("sh-port",), timeout=60)
     assert (
