@@ -725,7 +725,9 @@ class _Parser:
             if options["forwarding"] in ("gate", "ipip") or port == 0:
                 if port == 0 and options["forwarding"] == "masq":
                     self.warn(
-                        line, f"real server {address} has no port: using the virtual port {service.port}"
+                        line,
+                        f"real server {address} has no port: ldirectord adds it with port 0, which the kernel "
+                        f"serves on the virtual port; imported as port {service.port}",
                     )
                 port = service.port
         return RealPlan(address=address, port=port, file=self.file, line=line, **options)
