@@ -162,6 +162,19 @@ SNIPPETS = [
     "connecttimeout=5\n",
     "emailalertstatus=none,all\n",
     "autoreload=yes\nfork=yes\nsupervised\nvirtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n",
+    "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tchecktype=negotiate // since 2004\n",
+    "virtual=10.0.0.1:80\r\n\treal=10.0.0.2:80 gate\r\n",
+    "quiescent=no\r\nvirtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n",
+    "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tfallback=127.0.0.1:80 gate // sorry\n",
+    "virtual=10.0.0.1:http\n\treal=10.0.0.2:www gate\n",
+    "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 ipip 0\n",
+    'virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate 2 "index.html", "ok"\n',
+    "checkinterval=0\n",
+    "virtual6=[2001:db8::1]:80\n\treal6=[2001:db8::2]:80 masq\n\tnetmask=64\n\tpersistent=10\n",
+    "virtual6=1\n\treal6=[2001:db8::2] gate\n",
+    "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tschedflags=sh-port\n\tscheduler=sh\n",
+    "virtual=10.0.0.1:80\n\treal=sql01->sql03:80 gate\n",
+    "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 gate\n\tquiescent=yes\n\tfailurecount=0\n",
 ]
 
 
