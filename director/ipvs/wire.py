@@ -487,34 +487,11 @@ class Wire:
     def _recv(self) -> bytes:
         return self._sock.recv(1 << 20)
 
-    def _resolve_family(self) -> int:
+    def _transact(self, family: int, cmd: int, attrs: bytes, flags: int, what: str) -> list[bytes]:
+        """Send one request and collect the payloads (after the genl header) of its answers until DONE or
+        the ACK; a kernel error raises WireError. Bounded by MAX_RECV_PER_DUMP reads of TIMEOUT each."""
         seq = self._next_seq()
-        msg = genl_message(
-            GENL_ID_CTRL,
-            CTRL_CMD_GETFAMILY,
-            nla_str(CTRL_ATTR_FAMILY_NAME, IPVS_GENL_NAME),
-            NLM_F_REQUEST,
-            seq,
-            version=1,
-        )
-        self._sock.send(msg)
-        for _ in range(100):
-            for kind, _flags, mseq, payload in split_messages(self._recv()):
-                if mseq != seq:
-                    continue
-                if kind == NLMSG_ERROR:
-                    err = _error_code(payload)
-                    raise WireError(err, "resolve generic netlink family IPVS (is ip_vs loaded?)")
-                attrs = parse_attrs(payload[4:])
-                return _uint(attrs[CTRL_ATTR_FAMILY_ID])
-        raise WireError(errno.EPROTO, "resolve generic netlink family IPVS: no answer")
-
-    # dumps --------------------------------------------------------------------------------------------
-    def _dump(self, cmd: int, attrs: bytes = b"") -> list[dict[int, bytes]]:
-        """Run one dump; returns the attributes of each answer's top-level nested entry."""
-        self._open()
-        seq = self._next_seq()
-        self._sock.send(genl_message(self._family, cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP, seq))
+        self._sock.send(genl_message(family, cmd, attrs, flags, seq))
         out = []
         for _ in range(MAX_RECV_PER_DUMP):
             for kind, _flags, mseq, payload in split_messages(self._recv()):
@@ -525,13 +502,40 @@ class Wire:
                 if kind == NLMSG_ERROR:
                     err = _error_code(payload)
                     if err:
-                        raise WireError(err, f"dump (cmd {cmd})")
+                        raise WireError(err, what)
                     return out
-                top = parse_attrs(payload[4:])
-                nested = top.get(CMD_ATTR_SERVICE if cmd == CMD_GET_SERVICE else CMD_ATTR_DEST)
-                if nested is not None:
-                    out.append(parse_attrs(nested))
-        raise WireError(errno.EMSGSIZE, f"dump (cmd {cmd}) did not end")
+                out.append(payload[4:])
+        raise WireError(errno.EMSGSIZE, f"{what}: no end of answer")
+
+    def _resolve_family(self) -> int:
+        what = "resolve generic netlink family IPVS (is ip_vs loaded?)"
+        answers = self._transact(
+            GENL_ID_CTRL,
+            CTRL_CMD_GETFAMILY,
+            nla_str(CTRL_ATTR_FAMILY_NAME, IPVS_GENL_NAME),
+            NLM_F_REQUEST | NLM_F_ACK,
+            what,
+        )
+        for payload in answers:
+            attrs = parse_attrs(payload)
+            if CTRL_ATTR_FAMILY_ID in attrs:
+                return _uint(attrs[CTRL_ATTR_FAMILY_ID])
+        raise WireError(errno.EPROTO, what)
+
+    # dumps --------------------------------------------------------------------------------------------
+    def _entries(self, cmd: int, attrs: bytes, flags: int, what: str) -> list[dict[int, bytes]]:
+        """Attributes of the nested service/dest entry of each answer."""
+        self._open()
+        nest = CMD_ATTR_DEST if cmd == CMD_GET_DEST else CMD_ATTR_SERVICE
+        out = []
+        for payload in self._transact(self._family, cmd, attrs, flags, what):
+            nested = parse_attrs(payload).get(nest)
+            if nested is not None:
+                out.append(parse_attrs(nested))
+        return out
+
+    def _dump(self, cmd: int, attrs: bytes = b"") -> list[dict[int, bytes]]:
+        return self._entries(cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP, f"dump (cmd {cmd})")
 
     def _dump_dests(self, svc: Service) -> tuple[Dest, ...]:
         rows = self._dump(CMD_GET_DEST, nla(CMD_ATTR_SERVICE, service_key_attrs(svc)))
@@ -559,31 +563,18 @@ class Wire:
 
     def _get_service(self, svc: Service) -> dict[int, bytes] | None:
         """One service's attributes (GET_SERVICE without DUMP), None if the kernel has no such service."""
-        seq = self._next_seq()
-        msg = genl_message(
-            self._family,
-            CMD_GET_SERVICE,
-            nla(CMD_ATTR_SERVICE, service_key_attrs(svc)),
-            NLM_F_REQUEST | NLM_F_ACK,
-            seq,
-        )
-        self._sock.send(msg)
-        found = None
-        for _ in range(100):
-            for kind, _flags, mseq, payload in split_messages(self._recv()):
-                if mseq != seq:
-                    continue
-                if kind == NLMSG_ERROR:
-                    err = _error_code(payload)
-                    if err in (errno.ESRCH, errno.ENOENT):
-                        return None
-                    if err:
-                        raise WireError(err, f"get service {svc.label()}")
-                    return found
-                nested = parse_attrs(payload[4:]).get(CMD_ATTR_SERVICE)
-                if nested is not None:
-                    found = parse_attrs(nested)
-        raise WireError(errno.ETIMEDOUT, f"get service {svc.label()}: no answer")
+        try:
+            found = self._entries(
+                CMD_GET_SERVICE,
+                nla(CMD_ATTR_SERVICE, service_key_attrs(svc)),
+                NLM_F_REQUEST | NLM_F_ACK,
+                f"get service {svc.label()}",
+            )
+        except WireError as exc:
+            if exc.errno in (errno.ESRCH, errno.ENOENT):
+                return None
+            raise
+        return found[0] if found else None
 
     def dump_services(self, service_keys) -> list[Service]:
         """Only the named services (Service.key tuples) with their dests and stats: a scoped dump whose cost
