@@ -1,9 +1,12 @@
-"""Write what a director agent writes (director/keys.py names, agent.snapshot() shape) into the real Redis."""
+"""Helpers for the view tests: write what a director agent writes (director/keys.py names, the shape of
+agent.snapshot()) into the real Redis, and give Celery fresh connection pools."""
 
 from __future__ import annotations
 
 import json
 import time
+
+import pytest
 
 from clusters.stats import dest_key_for, service_key_for
 from director import keys
@@ -64,3 +67,16 @@ def write_history(r, director, server, samples):
     key = keys.history_key(director.name, dest_key_for(server))
     for s in samples:
         r.rpush(key, json.dumps(s))
+
+
+@pytest.fixture
+def fresh_celery_pools():
+    """Another test points the Celery app at a dead broker and closes the shared pools; start clean."""
+    from kombu import pools
+
+    from ultramonkey_web.celery import app
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield

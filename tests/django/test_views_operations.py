@@ -8,21 +8,10 @@ from django.urls import reverse
 
 from clusters.models import ApplyJob, Event, RealServer
 
-pytestmark = pytest.mark.django_db
+from .snapshots import fresh_celery_pools  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_celery_pools")]
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_producer_pool():
-    """Another test may leave Celery's producer pool closed (it points the app at a dead broker)."""
-    from kombu import pools
-
-    from ultramonkey_web.celery import app
-
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-    yield
 
 
 def _rs(demo, address="192.168.1.4", port=80):
