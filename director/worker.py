@@ -21,7 +21,9 @@ def _celery_url(url: str) -> str:
     return "redis+socket://" + url[len("unix://") :] if url.startswith("unix://") else url
 
 
-app = Celery("ultramonkey_director", broker=_celery_url(REDIS_URL), backend=_celery_url(REDIS_URL))
+# fixups=[]: Celery's Django fixup imports Django whenever DJANGO_SETTINGS_MODULE is in the environment;
+# the agent must never load the central side's code (and a real director has no Django at all).
+app = Celery("ultramonkey_director", broker=_celery_url(REDIS_URL), backend=_celery_url(REDIS_URL), fixups=[])
 app.conf.update(
     task_serializer="json",
     result_serializer="json",

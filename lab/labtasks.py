@@ -27,7 +27,7 @@ PY = os.path.join(REPO, ".venv", "bin", "python")
 VIP = "172.16.10.52"
 URL = {"host": f"redis+socket://{LAB_DIR}/run/ctl.sock", "guest": "redis://100.64.0.1:6380/0"}[SIDE]
 
-app = Celery("umw_lab", broker=URL, backend=URL)
+app = Celery("umw_lab", broker=URL, backend=URL, fixups=[])  # no Django fixup: see director/worker.py
 app.conf.update(
     task_serializer="json",
     result_serializer="json",
