@@ -14,7 +14,8 @@ ASKED = []
 
 @pytest.fixture
 def agent(redis_url, demo):
-    app = Celery("stand_in_director", broker=redis_url, backend=redis_url, set_as_current=False)
+    # No Django fix-up: a real agent has no Django, and the fix-up would close the test's DB connection.
+    app = Celery("stand_in_director", broker=redis_url, backend=redis_url, set_as_current=False, fixups=[])
     app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
 
     @app.task(name="director.conntable")
