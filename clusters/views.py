@@ -65,8 +65,8 @@ def overview(request):
     return render(request, _template(request, "clusters/overview.html", "directors"), context)
 
 
-@require_GET
-def director_detail(request, pk):
+def _director_live(request, pk: int):
+    """The director page, or its live fragment for htmx (polls and host-wide actions alike)."""
     director = Director.objects.filter(pk=pk).prefetch_related("services__reals").first()
     if director is None:
         return _gone(request, "This director no longer exists.")
@@ -84,6 +84,11 @@ def director_detail(request, pk):
     return render(request, _template(request, "clusters/director_detail.html", "live"), context)
 
 
+@require_GET
+def director_detail(request, pk):
+    return _director_live(request, pk)
+
+
 @require_POST
 def host_action(request, pk):
     """Drain / maintenance / enable one address in every virtual service of this director."""
@@ -99,6 +104,8 @@ def host_action(request, pk):
             messages.warning(request, f"{address} is not a real server of {director}.")
     else:
         messages.error(request, "Choose a real-server address and an action.")
+    if request.htmx:
+        return _director_live(request, pk)
     return redirect(director)
 
 

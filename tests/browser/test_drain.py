@@ -34,3 +34,16 @@ def test_it_drains_without_a_page_reload(new_page, login, live_server, operator,
     page.locator(f"#real-{rs1.pk} button:has-text('Maintenance when drained')").click()
     page.locator(f"#real-{rs1.pk}:has-text('→ maintenance')").wait_for()
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_it_drains_a_whole_host_from_the_director_page(new_page, login, live_server, operator, demo):
+    page = login(new_page(), operator)
+    page.goto(f"{live_server.url}/directors/{demo.pk}/")
+    page.evaluate("window.notReloaded = true")
+    host = page.locator("tr:has(code:text-is('192.168.1.5'))")
+    host.locator("button:has-text('Drain')").click()
+    page.locator("tr:has(code:text-is('192.168.1.5')) :text('2 draining')").wait_for()
+    page.locator("#live .job-pending").first.wait_for()
+    states = RealServer.objects.filter(service__director=demo, address="192.168.1.5")
+    assert set(states.values_list("admin_state", flat=True)) == {"draining"}
+    assert page.evaluate("window.notReloaded") is True

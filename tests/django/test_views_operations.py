@@ -127,3 +127,16 @@ def test_it_polls_fast_while_an_apply_is_pending(client, operator, demo):
     assert 'data-poll="10"' in client.get(url).content.decode()
     _post(client, rs1, "drain")
     assert 'data-poll="2"' in client.get(url).content.decode()
+
+
+def test_it_answers_an_htmx_host_action_with_the_live_fragment(client, operator, demo):
+    client.force_login(operator)
+    response = client.post(
+        reverse("host_action", args=[demo.pk]),
+        {"address": "192.168.1.4", "action": "maintenance"},
+        headers=HX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and html.strip().startswith('<div id="live"')
+    assert "maintenance 192.168.1.4: revision 1 sent to lab1." in html and "2 maintenance" in html
+    assert "r1 pending" in html
