@@ -50,9 +50,11 @@ from __future__ import annotations
 import errno
 import functools
 import ipaddress
+import operator
 import os
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Iterable
 
@@ -281,7 +283,7 @@ def describe(verb: str, service: Service, dest: Dest | None = None) -> str:
 
 # -- decoding ----------------------------------------------------------------------------------------------
 _HH = struct.Struct("=HH")
-_STATS64 = struct.Struct("=" + "HHQ" * 10)  # the kernel's STATS64 nest: ten u64 attributes, no padding
+NATIVE = sys.byteorder
 
 
 def parse_attrs(data: bytes | memoryview) -> dict[int, bytes]:
@@ -301,16 +303,8 @@ def parse_attrs(data: bytes | memoryview) -> dict[int, bytes]:
 
 
 def _uint(payload: bytes) -> int:
-    n = len(payload)
-    if n == 8:
-        return struct.unpack_from("=Q", payload)[0]
-    if n == 4:
-        return struct.unpack_from("=I", payload)[0]
-    if n == 2:
-        return struct.unpack_from("=H", payload)[0]
-    if n == 1:
-        return payload[0]
-    raise ValueError(f"unexpected integer attribute of {n} bytes")
+    """u8/u16/u32/u64 in host byte order."""
+    return int.from_bytes(payload, NATIVE)
 
 
 def _be16(payload: bytes) -> int:
@@ -326,25 +320,65 @@ def _addr(raw: bytes, family: int) -> str:
     return str(ipaddress.IPv4Address(raw[:4]) if family == 4 else ipaddress.IPv6Address(raw[:16]))
 
 
-_STAT_NAMES = tuple(STATS_ATTRS[i] for i in range(1, 11))
+_stats_layouts: dict[tuple, tuple | None] = {}
+
+
+def _stats_layout(raw: bytes) -> tuple | None:
+    """A struct for this exact stats nest layout (the kernel puts IPVS_STATS_ATTR_PAD attributes where a u64
+    would be unaligned, so there are a few layouts): (Struct, header getter, headers, value getter)."""
+    fmt, headers, hdr_idx, val_idx = "=", [], [], {}
+    pos, end, n = 0, len(raw), 0
+    while pos + 4 <= end:
+        length, kind = _HH.unpack_from(raw, pos)
+        plen = length - 4
+        if length < 4 or length % 4 or plen not in (0, 4, 8):
+            return None
+        fmt += "HH" + {0: "", 4: "I", 8: "Q"}[plen]
+        hdr_idx += [n, n + 1]
+        headers += [length, kind]
+        n += 2
+        if plen:
+            if 1 <= (kind & NLA_TYPE_MASK) <= 10:
+                val_idx[kind & NLA_TYPE_MASK] = n
+            n += 1
+        pos += length
+    if pos != end or sorted(val_idx) != list(range(1, 11)):
+        return None
+    return (
+        struct.Struct(fmt),
+        operator.itemgetter(*hdr_idx),
+        tuple(headers),
+        operator.itemgetter(*(val_idx[k] for k in range(1, 11))),
+    )
 
 
 def decode_stats(attrs: dict[int, bytes], stats32: int, stats64: int, **conns: int) -> Stats:
-    """Prefer the 64-bit counters (kernel >= 4.1); fall back to the 32-bit ones."""
+    """Prefer the 64-bit counters (kernel >= 4.1); fall back to the 32-bit ones (mixed u32/u64)."""
     raw = attrs.get(stats64)
-    if raw is not None and len(raw) == _STATS64.size:  # fast path: the layout the kernel writes
-        fields = _STATS64.unpack(raw)
-        if fields[0:30:3] == (12,) * 10 and fields[1:30:3] == tuple(range(1, 11)):
-            return Stats(*fields[2:30:3], **conns)
     if raw is None:
         raw = attrs.get(stats32)
-    values = dict(conns)
-    if raw is not None:
-        for kind, payload in parse_attrs(raw).items():
-            name = STATS_ATTRS.get(kind)
-            if name is not None:
-                values[name] = _uint(payload)
-    return Stats(**values)
+    if not raw:
+        return Stats(**conns)
+    key = (len(raw), raw[:4])
+    layout = _stats_layouts.get(key, False)
+    if layout is False:
+        layout = _stats_layouts[key] = _stats_layout(raw) if len(_stats_layouts) < 64 else None
+    if layout is not None:
+        st, get_headers, headers, get_values = layout
+        fields = st.unpack(raw)
+        if get_headers(fields) == headers:  # same layout as the one we compiled: take the values
+            return Stats(*get_values(fields), **conns)
+    values = [0] * 10  # any other layout: walk the attributes
+    pos, end = 0, len(raw)
+    while pos + 4 <= end:
+        length, kind = _HH.unpack_from(raw, pos)
+        if length < 4:
+            break
+        kind &= NLA_TYPE_MASK
+        if 1 <= kind <= 10:
+            values[kind - 1] = int.from_bytes(raw[pos + 4 : pos + length], NATIVE)
+        pos += (length + 3) & ~3
+    return Stats(*values, **conns)
 
 
 def decode_service(attrs: dict[int, bytes], dests: tuple[Dest, ...] = ()) -> Service:
@@ -484,14 +518,25 @@ class Wire:
         self._seq = (self._seq + 1) & 0x7FFFFFFF or 1
         return self._seq
 
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.send(data)
+        except OSError:
+            self.close()  # a fresh socket next time (and a fresh family id, if ip_vs was reloaded)
+            raise
+
     def _recv(self) -> bytes:
-        return self._sock.recv(1 << 20)
+        try:
+            return self._sock.recv(1 << 20)
+        except OSError:
+            self.close()  # a timeout or overrun leaves answers in flight: never read them as ours
+            raise
 
     def _transact(self, family: int, cmd: int, attrs: bytes, flags: int, what: str) -> list[bytes]:
         """Send one request and collect the payloads (after the genl header) of its answers until DONE or
         the ACK; a kernel error raises WireError. Bounded by MAX_RECV_PER_DUMP reads of TIMEOUT each."""
         seq = self._next_seq()
-        self._sock.send(genl_message(family, cmd, attrs, flags, seq))
+        self._send(genl_message(family, cmd, attrs, flags, seq))
         out = []
         for _ in range(MAX_RECV_PER_DUMP):
             for kind, _flags, mseq, payload in split_messages(self._recv()):
@@ -636,6 +681,7 @@ class Wire:
                     size += len(msg)
                     i += 1
                 self._send_chunk(ops, chunk, results)
+                self._open()  # after a lost batch (ENOBUFS) the socket was replaced
         return results
 
     def _send_chunk(self, ops, chunk, results) -> None:
@@ -645,7 +691,7 @@ class Wire:
         last_msg = last_msg[:6] + struct.pack("=H", flags) + last_msg[8:]
         data = b"".join(m for _, _, m in chunk[:-1]) + last_msg
         by_seq = {seq: index for index, seq, _ in chunk}
-        self._sock.send(data)
+        self._send(data)
         for _ in range(len(chunk) + 10):
             try:
                 buf = self._recv()

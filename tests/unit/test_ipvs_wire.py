@@ -293,3 +293,49 @@ def test_it_reports_each_refused_request_and_keeps_the_others():
     )
     with pytest.raises(wire.WireError):
         w.set_dest(TCP_SVC, d)
+
+
+def test_it_decodes_64_bit_stats_with_the_kernels_padding_attributes():
+    pad = wire.nla(11, b"")  # IPVS_STATS_ATTR_PAD: where a u64 would be unaligned
+    names = list(wire.STATS_ATTRS.values())
+
+    def nest(pads_before):
+        return b"".join(
+            (pad if i in pads_before else b"") + wire.nla(i + 1, struct.pack("<Q", 2**40 + i))
+            for i in range(10)
+        )
+
+    expected = {name: 2**40 + i for i, name in enumerate(names)}
+    for layout in ({0, 2, 4, 6, 8}, {1, 3, 5, 7, 9}, set()):
+        for _ in range(2):  # the second time through the compiled layout
+            stats = wire.decode_stats({12: nest(layout)}, 10, 12, active=1)
+            assert {n: getattr(stats, n) for n in names} == expected
+            assert stats.active == 1
+    # same length and first header as a compiled layout, different order inside: still right
+    odd = (
+        pad
+        + wire.nla(1, struct.pack("<Q", 1))
+        + b"".join(wire.nla(i, struct.pack("<Q", i)) for i in (3, 2, 4, 5, 6, 7, 8, 9, 10))
+    )
+    odd += pad * 4
+    stats = wire.decode_stats({12: odd}, 10, 12)
+    assert (stats.conns, stats.inpkts, stats.outpkts, stats.outbps) == (1, 2, 3, 10)
+
+
+def test_lost_acknowledgements_fail_their_batch_and_the_socket_is_replaced():
+    from director.ipvs.plan import Op
+
+    class Overrun(FakeKernel):
+        def recv(self, size):
+            raise OSError(105, "No buffer space available")  # ENOBUFS
+
+        def close(self):
+            self.closed = True
+
+    fake = Overrun()
+    w = _wire(fake)
+    reopened = []
+    w._open = lambda: reopened.append(True)
+    results = w.apply([Op("add_service", TCP_SVC), Op("add_dest", TCP_SVC, Dest("192.168.1.4", 80))])
+    assert [r.errno for r in results] == [105, 105]
+    assert fake.closed and w._sock is None and reopened
