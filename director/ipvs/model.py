@@ -253,6 +253,15 @@ def dest_id_of(sid: str, dest: Dest) -> str:
     return keys.dest_id(sid, dest.address, dest.port)
 
 
+def real_port(spec, real) -> int:
+    """The kernel port of a desired real server: port 0 means "the service port" (as in ipvsadm), except in
+    fwmark services, which keep the real's own port. Use it for dest ids built from a spec
+    (keys.dest_id(sid, real.address, real_port(spec, real))) so they match dest_id_of() of the kernel dest."""
+    if spec.protocol == "fwmark" or real.port:
+        return int(real.port)
+    return int(spec.port)
+
+
 def service_from_spec(spec, reals) -> Service:
     """Kernel service for a desired.ServiceSpec and its (RealSpec, kernel weight) pairs (policy.kernel_reals).
 
@@ -262,10 +271,9 @@ def service_from_spec(spec, reals) -> Service:
     dests = []
     seen = set()
     for real, weight in reals:
-        port = int(real.port) if (fwmark or real.port) else int(spec.port)
         dest = Dest(
             address=real.address,
-            port=port,
+            port=real_port(spec, real),
             fwd=real.forwarding,
             weight=int(weight),
             u_threshold=int(real.u_threshold),

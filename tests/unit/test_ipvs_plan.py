@@ -303,6 +303,18 @@ def test_service_from_spec_uses_the_service_port_for_port_zero_and_kernel_weight
     assert svc.netmask == "255.255.255.255"
 
 
+def test_real_port_gives_spec_based_dest_ids_that_match_the_kernel_dests():
+    spec = ServiceSpec(
+        "tcp", "172.16.10.52", 80, reals=(RealSpec("192.168.1.4", 0), RealSpec("192.168.1.5", 81))
+    )
+    svc = model.service_from_spec(spec, [(r, 1) for r in spec.reals])
+    sid = model.service_id_of(svc)
+    from_spec = [keys.dest_id(sid, r.address, model.real_port(spec, r)) for r in spec.reals]
+    assert from_spec == [model.dest_id_of(sid, d) for d in svc.dests]
+    fwm = ServiceSpec("fwmark", fwmark=1, reals=(RealSpec("192.168.1.4", 0),))
+    assert model.real_port(fwm, fwm.reals[0]) == 0
+
+
 def test_service_from_spec_keeps_the_real_port_for_fwmark_services():
     spec = ServiceSpec("fwmark", fwmark=9, family=6, netmask="64", reals=(RealSpec("2001:db8::4", 0),))
     svc = model.service_from_spec(spec, [(spec.reals[0], 1)])
