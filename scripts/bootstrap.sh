@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what Ultra Monkey Web needs on a Debian/Ubuntu machine (as root), idempotently:
-# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables, chromium for browser tests),
+# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables, chromium for browser tests, ldirectord
+# itself as the reference the importer is compared with),
 # then the project's virtualenv in .venv. Safe to run on every `make run` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod iptables bc curl chromium"
+PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod iptables ldirectord bc curl chromium"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then
