@@ -205,10 +205,17 @@ def latest_jobs(servers) -> dict[int, ApplyJob]:
     return jobs
 
 
-def real_rows(service: VirtualService, servers=None, points: int = keys.HISTORY_POINTS) -> list[RealRow]:
+_UNREAD = object()
+
+
+def real_rows(
+    service: VirtualService, servers=None, snap=_UNREAD, points: int = keys.HISTORY_POINTS
+) -> list[RealRow]:
+    """One RealRow per server; pass `snap` when the caller already read the snapshot (one GET per page)."""
     servers = list(service.reals.all() if servers is None else servers)
     name = service.director.name
-    snap = stats.snapshot(name)
+    if snap is _UNREAD:
+        snap = stats.snapshot(name)
     dests = (((snap or {}).get("services") or {}).get(stats.service_key_for(service)) or {}).get(
         "dests"
     ) or {}

@@ -115,8 +115,9 @@ def service_detail(request, pk):
     if service is None:
         return _gone(request, "This virtual service no longer exists.")
     director = live.refresh_last_seen(service.director)
-    summary = live.summarize_service(service, stats.snapshot(director.name))
-    rows = live.real_rows(service)
+    snap = stats.snapshot(director.name)
+    summary = live.summarize_service(service, snap)
+    rows = live.real_rows(service, snap=snap)
     context = {
         "service": service,
         "director": director,
