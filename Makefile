@@ -13,7 +13,8 @@ run: bootstrap
 stop:
 	@bash scripts/run.sh stop
 
-test: bootstrap
+test:
+	@bash scripts/bootstrap.sh --test
 	@bash scripts/test.sh
 
 lint: bootstrap

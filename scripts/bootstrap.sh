@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what Ultra Monkey Web needs on a Debian/Ubuntu machine (as root), idempotently:
-# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables, chromium for browser tests, ldirectord
-# itself as the reference the importer is compared with),
+# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables; with --test also chromium and ldirectord),
 # then the project's virtualenv in .venv. Safe to run on every `make run` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod iptables ldirectord bc curl chromium"
+PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod iptables bc curl"
+# only for `make test`: the browser for Playwright, and ldirectord as the reference the importer is compared with
+[ "${1:-}" = --test ] && PKGS="$PKGS chromium ldirectord"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -13,6 +14,8 @@ if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # ldirectord is only a test oracle here: never leave its service enabled on the machine
+  case " $missing " in *" ldirectord "*) command -v systemctl >/dev/null && systemctl disable --now ldirectord >/dev/null 2>&1 || true ;; esac
 fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
