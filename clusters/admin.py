@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import ApplyJob, Director, Event, RealServer, VirtualService
+from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
 
 class RealServerInline(admin.TabularInline):
@@ -72,3 +72,17 @@ class EventAdmin(admin.ModelAdmin):
 class ApplyJobAdmin(admin.ModelAdmin):
     list_display = ("created", "director", "revision", "status", "user", "reason", "finished")
     list_filter = ("status", "director")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """List and revoke tokens; new ones come from `manage.py create_token`, the only place a secret is shown."""
+
+    list_display = ("prefix", "name", "user", "created", "last_used", "revoked")
+    list_filter = ("revoked",)
+    search_fields = ("prefix", "name", "user__username")
+    fields = ("user", "name", "prefix", "created", "last_used", "revoked")
+    readonly_fields = ("user", "prefix", "created", "last_used")
+
+    def has_add_permission(self, request):
+        return False

@@ -6,7 +6,10 @@ the directors and in Redis; only the few observed fields the pages sort and filt
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -433,3 +436,70 @@ class ApplyJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.director} r{self.revision} {self.status}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API and /metrics: it acts as its user, with that user's permissions.
+
+    Only the SHA-256 of the secret is stored, so a database dump or a backup hands out no API access; the
+    secret is shown once, by `manage.py create_token`. A request is matched by the hash of what it presents
+    (an indexed equality lookup), so no secret is ever compared character by character. The 8-character
+    prefix is stored in clear to tell tokens apart in the admin and to revoke one by name.
+    """
+
+    SECRET_PREFIX = "umw_"
+    PREFIX_LEN = 8
+    # last_used is written at most this often: a scrape every 15 s must not become a write every 15 s.
+    TOUCH_EVERY = 60
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. prometheus.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=PREFIX_LEN, db_index=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.DateTimeField(null=True, blank=True, help_text="When set, the token no longer works.")
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'unnamed'}, {self.user})"
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple[ApiToken, str]:
+        """A new token for `user`; returns it with the secret, which is not stored and cannot be recovered."""
+        secret = cls.SECRET_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, key_hash=cls.hash(secret), prefix=secret[: cls.PREFIX_LEN]
+        )
+        return token, secret
+
+    @classmethod
+    def authenticate(cls, secret: str, now=None) -> ApiToken | None:
+        """The live token whose hash matches `secret`, or None (unknown, revoked, or its user inactive)."""
+        if not secret:
+            return None
+        token = (
+            cls.objects.select_related("user")
+            .filter(key_hash=cls.hash(secret), revoked__isnull=True, user__is_active=True)
+            .first()
+        )
+        if token is not None:
+            token.touch(now)
+        return token
+
+    def touch(self, now=None) -> None:
+        """Record the use, conditionally, so concurrent requests and frequent scrapes cost one UPDATE a minute."""
+        now = now or timezone.now()
+        if self.last_used and (now - self.last_used).total_seconds() < self.TOUCH_EVERY:
+            return
+        ApiToken.objects.filter(pk=self.pk).filter(
+            Q(last_used__isnull=True) | Q(last_used__lt=now - timedelta(seconds=self.TOUCH_EVERY))
+        ).update(last_used=now)
+        self.last_used = now

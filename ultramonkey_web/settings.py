@@ -115,3 +115,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# /metrics without a token: for a Prometheus on a trusted network that cannot send one. Off by default,
+# because the metrics name every director, VIP and real server.
+METRICS_ALLOW_ANONYMOUS = env_bool("UMW_METRICS_ANONYMOUS", False)

@@ -1,0 +1,207 @@
+"""Prometheus metrics: the database's desired state and the agents' last snapshots, as text exposition 0.0.4.
+
+`collect` turns directors (services and reals prefetched) plus their snapshots into metric families and
+`render` writes them out; both are pure, so the output is tested without a server. `gather` is the only
+part that reads the database and Redis. Live numbers (connections, rates, kernel counters) exist only for
+directors whose agent reported within keys.STATS_TTL: a missing series means "no data", never a made-up 0.
+
+Health is 1 (up), 0 (down) or NaN (unknown: never checked, or checks off). NaN keeps an unknown server out
+of both `== 0` and `== 1` alerts instead of counting it as down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import choices as C
+from . import live, stats
+from .models import Director
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# name -> (type, help). Every sample goes through this table, so a family cannot get two HELP texts.
+METRICS = {
+    "umw_agent_up": ("gauge", "1 when the agent's heartbeat is recent, else 0."),
+    "umw_agent_last_seen_timestamp_seconds": ("gauge", "Unix time of the agent's last heartbeat."),
+    "umw_director_in_sync": ("gauge", "1 when the agent applied the latest desired revision."),
+    "umw_director_revision": ("gauge", "Desired-state revision: asked for (desired) and applied."),
+    "umw_director_snapshot_timestamp_seconds": ("gauge", "Unix time of the agent's last stats snapshot."),
+    "umw_director_drift_entries": ("gauge", "Differences the agent found between kernel and desired state."),
+    "umw_service_healthy_reals": ("gauge", "Real servers of the service whose health check passes."),
+    "umw_service_reals": ("gauge", "Real servers of the service."),
+    "umw_service_quorum": ("gauge", "1 when enough real servers are healthy (quorum)."),
+    "umw_realserver_health": ("gauge", "Health check result: 1 up, 0 down, NaN unknown."),
+    "umw_realserver_check_latency_seconds": ("gauge", "Duration of the last health check."),
+    "umw_realserver_weight": ("gauge", "Weight as configured, and as the kernel has it (0 while drained)."),
+    "umw_realserver_admin_state": ("gauge", "1 for the operator's current state of the real server."),
+    "umw_realserver_in_kernel": ("gauge", "1 when the real server is in the kernel's IPVS table."),
+    "umw_realserver_connections": ("gauge", "Connections in the kernel table, by state."),
+    "umw_realserver_cps": ("gauge", "New connections per second (kernel rate estimator)."),
+    "umw_realserver_packets_per_second": ("gauge", "Packets per second, by direction."),
+    "umw_realserver_bytes_per_second": ("gauge", "Bytes per second, by direction."),
+}
+# The kernel's cumulative counters (ipvsadm --stats), per service and per real server:
+# metric suffix -> {direction label (none for ""): key in the snapshot's stats}.
+COUNTERS = {
+    "scheduled_connections_total": {"": "conns"},
+    "packets_total": {"in": "inpkts", "out": "outpkts"},
+    "bytes_total": {"in": "inbytes", "out": "outbytes"},
+}
+COUNTER_HELP = {
+    "scheduled_connections_total": "Connections the kernel scheduled (ipvsadm --stats Conns)",
+    "packets_total": "Packets forwarded, by direction",
+    "bytes_total": "Bytes forwarded, by direction",
+}
+for _prefix, _what in (("umw_service", "virtual service"), ("umw_realserver", "real server")):
+    for _suffix, _help in COUNTER_HELP.items():
+        METRICS[f"{_prefix}_{_suffix}"] = ("counter", f"{_help}, per {_what}; resets when it is recreated.")
+
+
+@dataclass
+class Family:
+    """One metric: its HELP and TYPE lines and every sample, kept together as the text format requires."""
+
+    name: str
+    type: str
+    help: str
+    samples: list[tuple[dict, float]] = field(default_factory=list)
+
+
+class Families(dict):
+    """Metric families by name, created on first use (type and help from METRICS), in order of first use."""
+
+    def add(self, name: str, value, **labels) -> None:
+        if name not in self:
+            self[name] = Family(name, *METRICS[name])
+        self[name].samples.append((labels, value))
+
+
+# -- text format -------------------------------------------------------------------------------------------
+def escape_label(value) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value) -> str:
+    if value is None:
+        return "NaN"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def render(families) -> str:
+    """Text exposition format 0.0.4: HELP, TYPE, then the samples of each family; empty families skipped."""
+    lines = []
+    for fam in families:
+        if not fam.samples:
+            continue
+        lines.append(f"# HELP {fam.name} {escape_help(fam.help)}")
+        lines.append(f"# TYPE {fam.name} {fam.type}")
+        for labels, value in fam.samples:
+            body = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
+            name = f"{fam.name}{{{body}}}" if body else fam.name
+            lines.append(f"{name} {format_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+# -- what we export ----------------------------------------------------------------------------------------
+def _health(row: live.RealRow) -> float:
+    return {C.Health.UP: 1.0, C.Health.DOWN: 0.0}.get(row.health, math.nan)
+
+
+def _counters(out: Families, prefix: str, stats_: dict, **labels) -> None:
+    for suffix, keys_by_direction in COUNTERS.items():
+        for direction, key in keys_by_direction.items():
+            if key in stats_:
+                extra = {"direction": direction} if direction else {}
+                out.add(f"{prefix}_{suffix}", int(stats_[key]), **labels, **extra)
+
+
+def _director(out: Families, director: Director, snap: dict | None, now) -> None:
+    d = {"director": director.name}
+    out.add("umw_agent_up", director.agent_status(now) == C.AgentState.UP, **d)
+    if director.last_seen is not None:
+        out.add("umw_agent_last_seen_timestamp_seconds", director.last_seen.timestamp(), **d)
+    out.add("umw_director_in_sync", director.in_sync, **d)
+    out.add("umw_director_revision", director.desired_revision, **d, kind="desired")
+    out.add("umw_director_revision", director.applied_revision, **d, kind="applied")
+    if snap is None:
+        return
+    if snap.get("time"):
+        out.add("umw_director_snapshot_timestamp_seconds", float(snap["time"]), **d)
+    out.add("umw_director_drift_entries", len(snap.get("drift") or ()), **d)
+
+
+def _service(out: Families, svc_snap: dict, **s) -> None:
+    out.add("umw_service_healthy_reals", int(svc_snap.get("healthy", 0)), **s)
+    out.add("umw_service_reals", int(svc_snap.get("total", 0)), **s)
+    if "quorum" in svc_snap:
+        out.add("umw_service_quorum", bool(svc_snap["quorum"]), **s)
+    _counters(out, "umw_service", svc_snap.get("stats") or {}, **s)
+
+
+def _real(out: Families, row: live.RealRow, **s) -> None:
+    server = row.server
+    r = {**s, "real": str(server)}
+    out.add("umw_realserver_health", _health(row), **r)
+    if row.latency is not None:
+        out.add("umw_realserver_check_latency_seconds", float(row.latency), **r)
+    out.add("umw_realserver_weight", server.weight, **r, source="config")
+    for state in C.AdminState.values:
+        out.add("umw_realserver_admin_state", server.admin_state == state, **r, state=state)
+    if row.live is None:
+        return
+    if row.kernel_weight is not None:
+        out.add("umw_realserver_weight", row.kernel_weight, **r, source="kernel")
+    out.add("umw_realserver_in_kernel", bool(row.live.get("in_kernel")), **r)
+    numbers = row.numbers
+    for state in live.COUNTS:
+        out.add("umw_realserver_connections", numbers[state], **r, state=state)
+    out.add("umw_realserver_cps", numbers["cps"], **r)
+    for direction in ("in", "out"):
+        out.add("umw_realserver_packets_per_second", numbers[f"{direction}pps"], **r, direction=direction)
+        out.add("umw_realserver_bytes_per_second", numbers[f"{direction}bps"], **r, direction=direction)
+    _counters(out, "umw_realserver", row.live.get("stats") or {}, **r)
+
+
+def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Family]:
+    """Every family for `directors` (with services__reals prefetched) and their snapshots by name. Pure."""
+    out = Families()
+    for director in directors:
+        snap = snapshots.get(director.name)
+        _director(out, director, snap, now)
+        svc_snaps = (snap or {}).get("services") or {}
+        for vs in director.services.all():
+            svc_snap = svc_snaps.get(stats.service_key_for(vs))
+            s = {"director": director.name, "service": vs.label}
+            if svc_snap is not None:
+                _service(out, svc_snap, **s)
+            dests = (svc_snap or {}).get("dests") or {}
+            for server in vs.reals.all():
+                _real(out, live.RealRow(server, dests.get(stats.dest_key_for(server)), [], None), **s)
+    return list(out.values())
+
+
+def gather() -> tuple[list[Director], dict[str, dict | None]]:
+    """The database and Redis reads behind one scrape: directors with services and reals, and snapshots."""
+    directors = list(Director.objects.prefetch_related("services__reals"))
+    for director in directors:
+        live.refresh_last_seen(director)
+    return directors, {d.name: stats.snapshot(d.name) for d in directors}
+
+
+def exposition(now=None) -> str:
+    directors, snapshots = gather()
+    return render(collect(directors, snapshots, now))
