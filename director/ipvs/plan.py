@@ -27,6 +27,7 @@ desired forwarding method: the kernel rewrote it and would do so again.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from .model import Dest, Service, dest_label
@@ -196,3 +197,37 @@ def reconcile(wire, desired_table: list[Service], actual: list[Service] | None =
     else:
         report.actual = wire.dump()
     return report
+
+
+class Reconciler:
+    """reconcile() with memory: O(changed) kernel work per call, a full dump when it matters.
+
+    Keeps the last Report.actual and hands it back to reconcile(), so a health flip or a drain costs its own
+    ops plus a read of the touched services, whatever the table's size. The kernel is dumped in full on the
+    first call, when `full=True` (e.g. a new desired state, agent start), when the last call had errors,
+    and at least every `full_every` seconds - hand-made changes no op runs into are repaired then.
+    """
+
+    def __init__(self, wire, full_every: float = 60.0, clock=None):
+        self.wire = wire
+        self.full_every = full_every
+        self._clock = clock or time.monotonic
+        self._actual: list[Service] | None = None
+        self._last_full = float("-inf")
+
+    def invalidate(self) -> None:
+        self._actual = None
+
+    def __call__(self, desired_table: list[Service], full: bool = False) -> Report:
+        now = self._clock()
+        known = self._actual
+        if full or known is None or now - self._last_full >= self.full_every:
+            known = None
+            self._last_full = now
+        try:
+            report = reconcile(self.wire, desired_table, actual=known)
+        except Exception:
+            self._actual = None
+            raise
+        self._actual = None if report.errors else report.actual
+        return report

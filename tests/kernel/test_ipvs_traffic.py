@@ -8,8 +8,9 @@ import dataclasses
 import pytest
 
 from director import conntable, drift
+from director.ipvs import model
 from director.ipvs.model import Dest, Service
-from director.ipvs.plan import reconcile
+from director.ipvs.plan import Reconciler, reconcile
 
 from .conftest import CLIENT_NS, RS, VIP, LineClient, http_get, sh, wait_for
 
@@ -70,6 +71,36 @@ def test_stats_counters_rise_with_traffic(wire, vip):
     assert svc.stats.inpkts > 0 and svc.stats.outpkts > 0
     assert svc.stats.inbytes > 0 and svc.stats.outbytes > 0
     assert all(d.stats.inbytes > 0 for d in svc.dests)
+
+
+def test_rates_are_estimated_while_traffic_flows(wire, vip):
+    assert reconcile(wire, [web()]).errors == []
+
+    def rated():
+        for _ in range(5):  # keep traffic flowing between polls (the estimator runs every 2 s)
+            http_get(CLIENT_NS, VIP)
+        svc = wire.dump()[0]
+        return svc if svc.stats.cps > 0 and svc.stats.inbps > 0 and svc.stats.outpps > 0 else None
+
+    svc = wait_for(rated, timeout=12, interval=0.1)
+    assert svc, wire.dump()[0].stats
+    assert any(d.stats.cps > 0 for d in svc.dests)
+    assert model.stats_dict(svc.stats)["inbps"] == svc.stats.inbps
+
+
+def test_a_reconciler_follows_weight_flips_from_what_it_knows(wire, vip):
+    rec = Reconciler(wire, full_every=3600)
+    assert rec([web(5500)]).errors == []
+    client = LineClient(CLIENT_NS, VIP, 5500)
+    try:
+        name = client.ask("x").split()[0]
+        for i in range(20):
+            report = rec([web(5500, w1=i % 2, w2=(i + 1) % 2)])
+            assert report.errors == [] and report.ops_done == (1 if i == 0 else 2)
+        assert {s.key: s for s in wire.dump()} == {s.key: s for s in rec._actual}
+        assert client.ask("y") == f"{name} y"
+    finally:
+        client.close()
 
 
 def test_connection_counts_and_the_connection_table_show_a_held_connection(wire, vip):

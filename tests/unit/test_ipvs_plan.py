@@ -267,6 +267,23 @@ def test_a_stale_known_state_falls_back_to_a_full_dump_and_still_converges():
     assert [op.kind for op in report.ops] == ["set_dest", "add_dest"]  # the failed set, then the fix
 
 
+def test_a_reconciler_dumps_in_full_first_then_works_from_what_it_knows():
+    from director.ipvs.plan import Reconciler
+
+    now = [0.0]
+    kernel = ScopedKernel()
+    rec = Reconciler(kernel, full_every=60, clock=lambda: now[0])
+    assert rec([WEB]).ops_done == 3 and kernel.dumps == 2  # first call: dump, apply, re-read
+    changed = with_dests(WEB, dataclasses.replace(RS1, weight=0), RS2)
+    assert rec([changed]).ops_done == 1 and kernel.dumps == 2  # no dump: scoped re-read only
+    assert kernel.scoped[-1] == [WEB.key]
+    assert rec([changed], full=True).ops_done == 0 and kernel.dumps == 3
+    now[0] = 61.0
+    assert rec([changed]).ops_done == 0 and kernel.dumps == 4  # periodic full dump
+    bad = with_dests(WEB, Dest("192.168.1.9", 80, u_threshold=1, l_threshold=2))
+    assert rec([bad]).errors and rec._actual is None  # errors: the next call dumps in full again
+
+
 def test_op_text_names_services_and_reals_like_ipvsadm():
     fwm = Service("fwmark", fwmark=3, family=6, scheduler="sh", flags=("sh-port",), timeout=60)
     assert (
