@@ -65,3 +65,52 @@ def test_a_long_interface_name_gets_no_label_and_relies_on_the_proto_mark():
     assert vip.label_for("enp0s31f6abcd") is None
     assert vip.is_ours(_addr("10.0.0.1", proto=vip.UMW_ADDR_PROTO, label=""), "enp0s31f6abcd")
     assert not vip.is_ours(_addr("10.0.0.1", label="enp0s31f6abcd"), "enp0s31f6abcd")
+
+
+@pytest.fixture
+def private_netns():
+    """A throwaway network namespace (root + iproute2 + nft needed; skipped elsewhere)."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"):
+        pytest.skip("needs root, ip and nft")
+    name = f"umwt{os.getpid()}"
+    if subprocess.run(["ip", "netns", "add", name], capture_output=True, timeout=20).returncode != 0:
+        pytest.skip("cannot create a network namespace here")
+    try:
+        probe = subprocess.run(
+            ["ip", "netns", "exec", name, "nft", "add", "table", "ip", "probe"],
+            capture_output=True,
+            timeout=20,
+        )
+        if probe.returncode != 0:
+            pytest.skip(f"this kernel has no nftables ip family: {probe.stderr.decode().strip()}")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
+
+
+def test_the_nft_backend_replaces_only_our_table_in_a_real_kernel(private_netns):
+    import subprocess
+
+    def ruleset():
+        return subprocess.run(
+            ["ip", "netns", "exec", private_netns, "nft", "list", "ruleset"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
+
+    assert netfilter.ensure_masquerade("wan", ["192.168.1.0/24"], netns=private_netns) == "nft"
+    assert 'ip saddr 192.168.1.0/24 oifname "wan" masquerade' in netfilter.list_table(private_netns)
+    netfilter.ensure_masquerade("wan", ["10.1.0.0/16", "2001:db8:1::/64"], netns=private_netns)
+    text = ruleset()
+    assert "192.168.1.0/24" not in text and "10.1.0.0/16" in text and "2001:db8:1::/64" in text
+    assert (
+        text.count("table ip ultramonkey") == 1 and "table ip probe" in text
+    )  # the other table is untouched
+    netfilter.remove(netns=private_netns)
+    text = ruleset()
+    assert "ultramonkey" not in text and "table ip probe" in text
