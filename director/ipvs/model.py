@@ -195,6 +195,8 @@ class Service:
         if self.family not in (4, 6):
             raise ValueError(f"family must be 4 or 6, not {self.family!r}")
         if self.protocol == "fwmark":
+            if not 1 <= int(self.fwmark) <= 0xFFFFFFFF:
+                raise ValueError(f"a fwmark service needs a mark 1..2^32-1, not {self.fwmark!r}")
             object.__setattr__(self, "address", "")
             object.__setattr__(self, "port", 0)
         else:

@@ -125,6 +125,7 @@ STATS_ATTRS = {
     10: "outbps",
 }
 
+TUN_NAMES = {v: k for k, v in TUN_TYPES.items()}
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY_OF_AF = {socket.AF_INET: 4, socket.AF_INET6: 6}
 
@@ -425,7 +426,7 @@ def decode_dest(attrs: dict[int, bytes], service_family: int) -> Dest:
         weight=_uint(attrs[DEST_WEIGHT]) if DEST_WEIGHT in attrs else 0,
         u_threshold=_uint(attrs[DEST_U_THRESH]) if DEST_U_THRESH in attrs else 0,
         l_threshold=_uint(attrs[DEST_L_THRESH]) if DEST_L_THRESH in attrs else 0,
-        tun_type={v: k for k, v in TUN_TYPES.items()}.get(tun_type, "ipip"),
+        tun_type=TUN_NAMES.get(tun_type, "ipip"),
         tun_port=_be16(attrs[DEST_TUN_PORT]) if DEST_TUN_PORT in attrs else 0,
         tun_flags=_uint(attrs[DEST_TUN_FLAGS]) if DEST_TUN_FLAGS in attrs else 0,
         stats=decode_stats(
