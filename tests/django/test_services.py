@@ -71,14 +71,21 @@ def test_it_finishes_a_drain_only_once_connections_are_gone(demo, operator):
 def test_it_marks_the_job_failed_when_the_broker_is_unreachable(
     demo, settings, django_capture_on_commit_callbacks
 ):
+    import kombu.pools
+
     from ultramonkey_web.celery import app
 
+    working = app.conf.broker_url
     app.pool.force_close_all()
     app._pool = None  # the producer pool was built for the working broker URL
     app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    with django_capture_on_commit_callbacks(execute=True):
-        job = services.enable(_reals(demo, "192.168.1.5").first())
-    app.pool.force_close_all()
-    app._pool = None
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = services.enable(_reals(demo, "192.168.1.5").first())
+    finally:  # later tests get the working broker and fresh pools back
+        app.pool.force_close_all()
+        app._pool = None
+        app.conf.broker_url = working
+        kombu.pools.reset()
     job.refresh_from_db()
     assert job.status == "failed" and "broker unreachable" in job.error
