@@ -30,10 +30,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from .worker import app
 
-    app.worker_main([
-        "worker", "-Q", f"director.{args.name}", "-P", "solo", "-c", "1", "-n", f"agent@{args.name}",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", args.loglevel,
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            f"director.{args.name}",
+            "-P",
+            "solo",
+            "-c",
+            "1",
+            "-n",
+            f"agent@{args.name}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            args.loglevel,
+        ]
+    )
     return 0
 
 
