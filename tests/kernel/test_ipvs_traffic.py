@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from director import conntable, drift
+from director import conntable, drift, sysctl
+from director import vip as vip_mod
 from director.ipvs import model
 from director.ipvs.model import Dest, Service
 from director.ipvs.plan import Reconciler, reconcile
@@ -152,3 +153,72 @@ def test_the_persistence_flag_keeps_a_client_on_one_server(wire, vip):
     assert len({http_get(CLIENT_NS, VIP) for _ in range(4)}) == 1
     dests = wire.dump()[0].dests
     assert sum(d.stats.persistent for d in dests) == 1
+
+
+@pytest.fixture
+def ipv6_topology():
+    """IPv6 on the classic topology for one test: client 2001:db8:10::100, wan ::2, lan 2001:db8:1::1,
+    rs1 2001:db8:1::4, rs2 ::5 (default routes via the director), IPv6 forwarding on, VIP 2001:db8:10::52."""
+    steps = [
+        (
+            "ip",
+            "netns",
+            "exec",
+            "client",
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:10::100/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ),
+        ("ip", "-6", "addr", "add", "2001:db8:10::2/64", "dev", "wan", "nodad"),
+        ("ip", "-6", "addr", "add", "2001:db8:1::1/64", "dev", "lan", "nodad"),
+    ]
+    for i, ns in ((4, "rs1"), (5, "rs2")):
+        steps += [
+            (
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                f"2001:db8:1::{i}/64",
+                "dev",
+                "eth0",
+                "nodad",
+            ),
+            ("ip", "netns", "exec", ns, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1"),
+        ]
+    for step in steps:
+        sh(*step)
+    forwarding = sh("sysctl", "-n", "net.ipv6.conf.all.forwarding").strip()
+    sysctl.set_ip_forward(True, ipv6=True)
+    vip_mod.ensure("wan", ["2001:db8:10::52/64"])
+    try:
+        yield "2001:db8:10::52"
+    finally:
+        vip_mod.ensure("wan", [])
+        sh("sysctl", "-qw", f"net.ipv6.conf.all.forwarding={forwarding}")
+        for step in reversed(steps):
+            undo = [("del" if word == "add" else word) for word in step]
+            sh(*undo, check=False)
+
+
+def test_round_robin_through_nat_over_ipv6(wire, ipv6_topology):
+    vip6 = ipv6_topology
+    svc = Service(
+        "tcp", vip6, 80, scheduler="rr", dests=(Dest("2001:db8:1::4", 80), Dest("2001:db8:1::5", 80))
+    )
+    assert reconcile(wire, [svc]).errors == []
+    answers = [http_get(CLIENT_NS, vip6) for _ in range(4)]
+    assert set(answers) == {"rs1", "rs2"}
+    assert all(a != b for a, b in zip(answers, answers[1:], strict=False)), answers
+    rows = conntable.query(service=f"tcp|{vip6}|80")["rows"]
+    assert rows and all(r["client"].startswith("[2001:db8:10::100]:") for r in rows)
+    assert {r["real"] for r in rows} == {"[2001:db8:1::4]:80", "[2001:db8:1::5]:80"}
