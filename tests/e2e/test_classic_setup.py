@@ -55,6 +55,7 @@ def test_it_creates_the_classic_setup_in_the_browser(stack, page):
     submit(page, "wan_interface")
     page.wait_for_url(lambda url: "/directors/" in url and "/new/" not in url)
     director_url = page.url
+    stack.director_url = director_url
 
     for port, scheduler, checktype in ((80, "rr", "negotiate"), (5500, "wlc", "connect")):
         page.goto(director_url.rstrip("/") + "/services/new/")
@@ -112,6 +113,19 @@ def test_it_drains_in_the_browser_and_keeps_the_established_connection(stack, pa
     stack.call("lab.hold_close", held["id"])
     row(page, f"{RS1}:80").get_by_role("button", name="Enable").click()
     wait_until(lambda: stack.call("lab.table")[HTTP][f"{RS1}:80"] == 1, 10, what="weight back to 1")
+
+
+def test_it_shows_the_live_connection_table_from_the_guest_kernel(stack, page):
+    held = stack.call("lab.hold_open", 5500)
+    try:
+        real = "192.168.1.4:5500" if held["server"] == "rs1" else "192.168.1.5:5500"
+        page.goto(stack.director_url.rstrip("/") + "/connections/?client=172.16.10.100")
+        established = page.locator("tr", has_text=real).filter(has_text="ESTABLISHED")
+        established.first.wait_for(timeout=15_000)
+        assert "172.16.10.100:" in established.first.inner_text()
+        assert "showing" in page.locator("[data-stat=shown]").inner_text()
+    finally:
+        stack.call("lab.hold_close", held["id"])
 
 
 def health_cell(page, real: str) -> str:
