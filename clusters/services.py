@@ -97,6 +97,44 @@ def push(director: Director, *, user=None, reason: str = "", server: RealServer 
     return job
 
 
+@transaction.atomic
+def decommission(director: Director, *, user=None) -> None:
+    """Delete a director and have its agent take out everything we put in its kernel.
+
+    The agent gets a last desired state with no services, VIPs or masquerade (a newer revision, so it is not
+    ignored as stale) and reconciles to it: services are deleted one by one, nothing else on the box is
+    touched. Without this the agent would keep serving a configuration nobody can see any more.
+    """
+    from director.desired import DesiredState
+
+    last = DesiredState(
+        director=director.name,
+        revision=director.desired_revision + 1,
+        wan_interface=director.wan_interface,
+        lan_interface=director.lan_interface,
+        ip_forward=False,  # False = leave the sysctl as it is
+    ).to_dict()
+    record(
+        C.EventKind.USER,
+        f"deleted director {director}; its agent removes our services, VIPs and masquerade",
+        user=user,
+        data={"director": director.name, "revision": last["revision"]},
+    )
+    queue = director.queue
+    director.delete()
+
+    def _send() -> None:
+        from ultramonkey_web.celery import app
+
+        try:
+            app.send_task(APPLY_TASK, args=[last], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+        except Exception as exc:  # broker down: say so; the agent keeps its table until told again
+            record(C.EventKind.APPLY, f"could not tell {last['director']} to clear its kernel: {exc}",
+                   level=C.Level.ERROR)  # fmt: skip
+
+    transaction.on_commit(_send)
+
+
 def _server_action(server: RealServer, user, verb: str, **changes) -> ApplyJob:
     with transaction.atomic():
         RealServer.objects.filter(pk=server.pk).update(**changes)

@@ -254,7 +254,20 @@ def director_edit(request, pk):
 @permission_required("clusters.delete_director", raise_exception=True)
 def director_delete(request, pk):
     director = get_object_or_404(Director, pk=pk)
-    return _delete(request, director, None, reverse("overview"), director.get_absolute_url())
+    if request.method == "POST":
+        services.decommission(director, user=request.user)
+        messages.success(request, f"Deleted director {director}; its agent clears what we put in its kernel.")
+        return redirect(reverse("overview"))
+    return render(
+        request,
+        "clusters/confirm_delete.html",
+        {
+            "object": director,
+            "what": f"director {director}",
+            "cancel": director.get_absolute_url(),
+            "note": "Its agent removes every virtual service, VIP and masquerade rule we put in its kernel.",
+        },
+    )
 
 
 @permission_required("clusters.add_virtualservice", raise_exception=True)
