@@ -66,6 +66,9 @@ class Agent:
         self._flipper: threading.Thread | None = None
         self.engine = HealthEngine(on_change=self._on_health_change)
         self.wire = ipvs_wire.Wire(netns=netns) if netns else ipvs_wire.Wire()
+        # remembers the kernel table it last left, so a drain or a flip costs its own ops, not a full dump
+        # (a full dump still happens on start, after an error, and at least once a minute)
+        self.reconciler = ipvs_plan.Reconciler(self.wire, full_every=60.0)
 
     @classmethod
     def from_env(cls) -> Agent:
@@ -98,7 +101,7 @@ class Agent:
         if saved:
             with self._lock:
                 self.desired = DesiredState.from_dict(saved)
-                result = self._reconcile(force_host=True)
+                result = self._reconcile(force_host=True, full=True)
                 self._update_engine()
             self.events.emit(
                 "agent",
@@ -176,7 +179,7 @@ class Agent:
             table.append(ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, health)))
         return table
 
-    def _reconcile(self, force_host: bool = False) -> dict:
+    def _reconcile(self, force_host: bool = False, full: bool = False) -> dict:
         """Make the kernel match; returns {"ops": n, "errors": [...]}. Caller holds the lock.
 
         The host settings (ip_forward, VIPs, masquerade) are only touched when they changed since the last
@@ -213,7 +216,7 @@ class Agent:
             errors += host_errors
             self._host_applied = None if host_errors else host
         try:
-            report = ipvs_plan.reconcile(self.wire, self._kernel_table())
+            report = self.reconciler(self._kernel_table(), full=full)
             ops += report.ops_done
             errors += [str(e) for e in report.errors]
         except Exception as exc:
@@ -312,7 +315,8 @@ class Agent:
             healthy = 0
             for real in spec.reals:
                 did = keys.dest_id(sid, real.address, real.port)
-                kd = kdests.get(did)
+                # the kernel holds port-0 reals on the service port
+                kd = kdests.get(keys.dest_id(sid, real.address, ipvs_model.real_port(spec, real)))
                 res = results.get((spec.key, real.key))
                 up = self.health.get(did)
                 healthy += up is not False

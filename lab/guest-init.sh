@@ -29,8 +29,8 @@ ip link set lo up
 ip addr add "$LAB_IP/24" dev eth0 && ip link set eth0 up
 # this UML kernel has nf_tables but no nat chain type (nft_chain_nat): masquerade falls back to iptables
 for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed \
-  ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_ftp nf_tables nft_masq nf_nat \
-  ip_tables iptable_nat iptable_filter xt_MASQUERADE xt_comment xt_mark iptable_mangle \
+  ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_mh ip_vs_twos ip_vs_ftp ip_vs_pe_sip nf_tables nft_masq nf_nat \
+  ip_tables iptable_nat iptable_filter xt_MASQUERADE xt_comment xt_mark iptable_mangle ip6_tables ip6table_nat \
   veth bridge ipip ip6_tunnel tun; do
   modprobe -q -d "$LAB_DIR/umlroot" "$m" 2>/dev/null
 done
