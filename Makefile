@@ -1,4 +1,4 @@
-# Two commands matter: `make run` (dashboard + lab director) and `make test` (every test tier).
+# Aliases of the README's two commands (scripts/run.sh and scripts/test.sh bootstrap themselves).
 SHELL := /bin/bash
 PY := .venv/bin/python
 
@@ -7,14 +7,13 @@ PY := .venv/bin/python
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-run: bootstrap
+run:
 	@bash scripts/run.sh
 
 stop:
 	@bash scripts/run.sh stop
 
 test:
-	@bash scripts/bootstrap.sh --test
 	@bash scripts/test.sh
 
 lint: bootstrap

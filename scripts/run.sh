@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: dashboard + central worker + one lab director (UML guest with our agent), until Ctrl-C.
+# The main command (README): installs what is missing (scripts/bootstrap.sh), then runs the dashboard + central
+# worker + one lab director (UML guest with our agent) until Ctrl-C. `make run` is the same.
 # `scripts/run.sh stop` (make stop) stops a running instance from another shell.
 # Everything started here is killed by pid/process group on exit; the lab removes its namespaces and taps.
 set -uo pipefail
@@ -23,6 +24,7 @@ stop_all() {
 }
 
 if [ "${1:-}" = stop ]; then stop_all; log "stopped"; exit 0; fi
+bash scripts/bootstrap.sh || { log "bootstrap failed"; exit 1; }
 
 t0=$(date +%s.%N)
 stop_all  # leftovers of a previous run

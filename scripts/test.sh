@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every test tier, in order of cost: lint, unit, django (SQLite, and PostgreSQL when DATABASE_URL is set
+# The test command (README; `make test` and .ci/run call it): installs what is missing (bootstrap --test), then
+# every test tier, in order of cost: lint, unit, django (SQLite, and PostgreSQL when DATABASE_URL is set
 # or a local server answers), kernel (inside a UML guest), end-to-end (browser against the full stack).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
+bash scripts/bootstrap.sh --test || { echo "!!! bootstrap failed"; exit 1; }
 rc=0
 step() { echo; echo "=== $*"; }
 fail() { echo "!!! FAILED: $*"; rc=1; }
