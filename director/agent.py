@@ -8,7 +8,10 @@ One `Agent` lives in the director's Celery worker process (see worker.py). It
   (ipvs/plan.py): a weight change is one `set`, nothing is ever flushed;
 * runs the health-check engine (health/engine.py) and, on a flip, re-plans immediately - no round trip;
 * publishes a heartbeat, a stats snapshot and history to Redis every couple of seconds, and events through
-  the disk-buffered EventLog (events.py), so nothing is lost while Redis is away.
+  the disk-buffered EventLog (events.py), so nothing is lost while Redis is away;
+* when the desired state names a peer (`failover`), runs the pair protocol (failover.py) in its own thread:
+  the IPVS table is programmed on both directors, the VIPs are only up while this one is MASTER, and a new
+  MASTER sends gratuitous ARP for them - all of it without Redis or the central side.
 
 All kernel changes happen under one lock: applies from Celery and flips from health checks are serialised.
 """
@@ -25,7 +28,7 @@ import time
 import redis
 
 from . import conntable as conntable_mod
-from . import keys, netfilter, policy, sysctl, vip
+from . import failover, keys, netfilter, policy, sysctl, vip
 from .desired import DesiredState, ServiceSpec
 from .events import EventLog
 from .health.engine import HealthEngine
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 2.0
 DRIFT_EVERY = 5  # reporter ticks between drift checks
+GARP_REPEATS = (1.0, 2.0)  # seconds after becoming MASTER when the gratuitous ARPs are sent again
 
 
 def svc_id(spec: ServiceSpec) -> str:
@@ -69,6 +73,14 @@ class Agent:
         # remembers the kernel table it last left, so a drain or a flip costs its own ops, not a full dump
         # (a full dump still happens on start, after an error, and at least once a minute)
         self.reconciler = ipvs_plan.Reconciler(self.wire, full_every=60.0)
+        # director pair (failover.py): the runner lives in its own thread; `ha_state` is what _reconcile reads
+        self.ha_state = failover.INIT
+        self.ha: failover.Runner | None = None
+        self._ha_config: dict | None = None
+        self._ha_thread: threading.Thread | None = None
+        self._ha_stop = threading.Event()
+        self._ha_resign = False  # when stopping the pair thread: hand over to the peer at once
+        self._garp_due: list[float] = []
 
     @classmethod
     def from_env(cls) -> Agent:
@@ -110,6 +122,7 @@ class Agent:
             )
         else:
             self.events.emit("agent", "agent started with no saved state")
+        self._update_failover()
         self._stop.clear()
         self._flipper = threading.Thread(target=self._flip_loop, name="umw-flips", daemon=True)
         self._flipper.start()
@@ -117,6 +130,7 @@ class Agent:
         self._reporter.start()
 
     def stop(self) -> None:
+        self._stop_failover(resign=True)
         self._stop.set()
         self.engine.stop()
         for thread in (self._flipper, self._reporter):
@@ -161,6 +175,7 @@ class Agent:
             self.desired = state
             result = self._reconcile()
             self._update_engine()
+        self._update_failover()
         result.update(job_id=job_id, revision=state.revision, seconds=round(time.monotonic() - started, 6))
         level = "error" if result["errors"] else "info"
         msg = f"applied revision {state.revision}: {result['ops']} kernel operation(s)"
@@ -191,7 +206,8 @@ class Agent:
         state = self.desired
         if state is None:
             return {"ops": 0, "errors": []}
-        host = (state.ip_forward, state.wan_interface, state.vips, state.masquerade)
+        vips = self._active_vips(state)
+        host = (state.ip_forward, state.wan_interface, vips, state.masquerade)
         if force_host or host != self._host_applied:
             host_errors = []
             for label, fn in (
@@ -199,7 +215,7 @@ class Agent:
                     "ip_forward",
                     lambda: sysctl.set_ip_forward(True, netns=self.netns) if state.ip_forward else None,
                 ),
-                ("vips", lambda: vip.ensure(state.wan_interface, list(state.vips), netns=self.netns)),
+                ("vips", lambda: vip.ensure(state.wan_interface, list(vips), netns=self.netns)),
                 (
                     "masquerade",
                     lambda: netfilter.ensure_masquerade(
@@ -223,6 +239,153 @@ class Agent:
             log.exception("IPVS apply failed")
             errors.append(f"ipvs: {exc}")
         return {"ops": ops, "errors": errors}
+
+    # -- director pair -------------------------------------------------------------------------------------
+    def _active_vips(self, state: DesiredState) -> tuple[str, ...]:
+        """The VIPs to hold now: all of them for a lone director, none unless MASTER for one of a pair."""
+        if not state.failover:
+            return state.vips
+        return state.vips if self.ha_state == failover.MASTER else ()
+
+    def _update_failover(self) -> None:
+        """Start, restart or stop the pair thread when the `failover` settings change. Never under the lock:
+        stopping joins the thread, and its transitions take the lock."""
+        wanted = self.desired.failover if self.desired else None
+        if wanted == self._ha_config:
+            return
+        self._stop_failover(resign=True)
+        self._ha_config = wanted
+        if not wanted:
+            with self._lock:
+                self.ha_state = failover.INIT
+                self._reconcile()  # a lone director again: its VIPs go up
+            return
+        config = failover.Config.from_dict(wanted)
+        self._ha_stop = threading.Event()
+        self._ha_thread = threading.Thread(
+            target=self._ha_loop, args=(config, self._ha_stop), name="umw-failover", daemon=True
+        )
+        self._ha_thread.start()
+
+    def _stop_failover(self, resign: bool) -> None:
+        """Leave the pair: a MASTER drops its VIPs and resigns (priority 0) so the peer takes over at once."""
+        thread = self._ha_thread
+        if thread is None:
+            return
+        self._ha_resign = resign
+        self._ha_stop.set()
+        thread.join(timeout=10)
+        self._ha_thread = None
+        self.ha = None
+
+    def _ha_loop(self, config: failover.Config, stop: threading.Event) -> None:
+        """The pair thread: bind (retrying while the address is missing), then run the protocol until stopped."""
+        transport = None
+        for attempt in range(1_000_000):
+            try:
+                transport = failover.UdpTransport(config, netns=self.netns)
+                break
+            except OSError as exc:
+                if attempt == 0:
+                    self.events.emit(
+                        "agent",
+                        f"failover: cannot bind {config.local_address}:{config.port}: {exc}; retrying",
+                        level="error",
+                    )
+                    self._flush_soon()
+            if stop.wait(1.0):
+                return
+        if transport is None:
+            return
+        runner = failover.Runner(self.name, config, transport, self._on_ha_transition)
+        self.ha = runner
+        try:
+            runner.start()
+            while not stop.is_set():
+                runner.step(max_wait=0.2)
+                self._garp_repeat()
+            if self._ha_resign and runner.state == failover.MASTER:
+                with self._lock:
+                    self.ha_state = failover.BACKUP
+                    self._reconcile()
+                runner.resign()
+                self.events.emit("agent", "failover: left the pair, VIPs released", data={"ha": "resigned"})
+        except Exception:
+            log.exception("failover thread failed")
+        finally:
+            transport.close()
+            with self._lock:
+                self.ha_state = failover.INIT
+
+    def _apply_vips(self) -> dict:
+        """Only the VIPs, for a role change: the takeover time is what a client waits, so no nft run, no sysctl,
+        no IPVS diff (the table is already programmed on both directors). Caller holds the lock."""
+        state = self.desired
+        if state is None or not state.wan_interface:
+            return {"ops": 0, "errors": []}
+        vips = self._active_vips(state)
+        try:
+            done = vip.ensure(state.wan_interface, list(vips), netns=self.netns)
+        except Exception as exc:
+            self._host_applied = None  # the next reconcile retries the host settings
+            return {"ops": 0, "errors": [f"vips: {exc}"]}
+        if self._host_applied is not None:
+            ip_forward, wan, _, masquerade = self._host_applied
+            self._host_applied = (ip_forward, wan, vips, masquerade)
+        return {"ops": len(done["added"]) + len(done["removed"]), "errors": []}
+
+    def _on_ha_transition(self, state: str, reason: str) -> None:
+        """Pair-thread callback: VIPs follow the role, a new MASTER announces them, and it is an event."""
+        started = time.monotonic()
+        with self._lock:
+            self.ha_state = state
+            outcome = self._apply_vips()
+            wan = self.desired.wan_interface if self.desired else ""
+            vips = list(self.desired.vips) if self.desired else []
+        garp = 0
+        if state == failover.MASTER and wan:
+            garp = self._send_garp(wan, vips)
+            self._garp_due = [time.monotonic() + d for d in GARP_REPEATS]
+        else:
+            self._garp_due = []
+        seconds = round(time.monotonic() - started, 4)
+        self.events.emit(
+            "agent",
+            f"failover: {state}: {reason}",
+            level="warning" if state == failover.MASTER else "info",
+            data={"ha": state, "reason": reason, "garp": garp, "seconds": seconds, **outcome},
+        )
+        log.warning("failover: %s: %s (%s s)", state, reason, seconds)
+        self._flush_soon()
+
+    def _garp_repeat(self) -> None:
+        """Gratuitous ARP again shortly after a takeover, in case the first frames met a busy neighbour."""
+        if not self._garp_due or time.monotonic() < self._garp_due[0]:
+            return
+        self._garp_due = self._garp_due[1:]
+        if self.ha_state == failover.MASTER and self.desired and self.desired.wan_interface:
+            self._send_garp(self.desired.wan_interface, list(self.desired.vips))
+
+    def _send_garp(self, wan: str, vips: list[str]) -> int:
+        try:
+            return failover.send_garp(wan, vips, netns=self.netns)
+        except OSError as exc:
+            log.warning("gratuitous ARP on %s failed: %s", wan, exc)
+            return 0
+
+    def ha_snapshot(self) -> dict | None:
+        runner = self.ha
+        if not self._ha_config:
+            return None
+        ago = runner.peer_seen_ago() if runner else None
+        return {
+            "state": self.ha_state,
+            "priority": int(self._ha_config.get("priority", failover.DEFAULT_PRIORITY)),
+            "peer_seen": None if ago is None else round(time.time() - ago, 3),
+            "peer_seen_ago": None if ago is None else round(ago, 3),
+            "peer": self._ha_config.get("peer_address"),
+            "rejected": runner.rejected if runner else 0,
+        }
 
     # -- health --------------------------------------------------------------------------------------------
     def _update_engine(self) -> None:
@@ -353,6 +516,7 @@ class Agent:
             "director": self.name,
             "drift": self._last_drift,
             "services": services,
+            "ha": self.ha_snapshot(),
         }
 
     def drift(self) -> list[str]:

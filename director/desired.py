@@ -12,8 +12,13 @@ Shape (all keys always present; see `DesiredState.from_dict` for defaults)::
       "ip_forward": true,
       "masquerade": ["192.168.1.0/24"],          # LAN subnets NATed out of the WAN interface
       "vips": ["172.16.10.52/24"],               # addresses the agent puts on the WAN interface
-      "services": [ServiceSpec, ...]
+      "services": [ServiceSpec, ...],
+      "failover": None                           # or a director pair, see below
     }
+
+`failover` (optional; None = a lone director, which always holds its VIPs) makes this director one of an
+active/backup pair (director/failover.py): {"local_address", "peer_address", "port", "priority", "secret",
+"interval", "preempt"}. Both directors program the same IPVS table; only the MASTER puts the VIPs up.
 
 A ServiceSpec carries the IPVS service, its ldirectord/keepalived check settings, an optional fallback
 (sorry) server and its real servers with their *admin* state. The agent derives the kernel weight from
@@ -139,10 +144,17 @@ class DesiredState:
     masquerade: tuple[str, ...] = ()
     vips: tuple[str, ...] = ()
     services: tuple[ServiceSpec, ...] = ()
+    failover: dict | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> DesiredState:
         d = dict(d)
+        if d.get("failover"):
+            from .failover import Config
+
+            Config.from_dict(d["failover"])  # a bad pair config rejects the document, like any bad field
+        else:
+            d["failover"] = None
         d["services"] = tuple(ServiceSpec.from_dict(s) for s in d.get("services", ()))
         d["masquerade"] = tuple(d.get("masquerade", ()))
         d["vips"] = tuple(d.get("vips", ()))

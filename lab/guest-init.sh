@@ -52,6 +52,9 @@ director)
   # the agent, supervised like systemd's Restart=always would (bounded: at most 1000 restarts)
   i=0
   while [ $i -lt 1000 ] && [ ! -f /run/agent.stop ]; do
+    # lab control (labtasks.agent_stop) keeps the agent down while /run/agent.hold exists (bounded: 1 h)
+    j=0
+    while [ -f /run/agent.hold ] && [ $j -lt 18000 ]; do sleep 0.2; j=$((j + 1)); done
     $PY -m director run --name "$LAB_NAME" --redis redis://100.64.0.1:6379/0 --state-dir "$RUN/$LAB_NAME" \
       --loglevel "${UMW_LOGLEVEL:-INFO}" >>"$RUN/$LAB_NAME.agent.log" 2>&1
     t "agent exited ($?), restarting"

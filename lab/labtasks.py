@@ -234,21 +234,96 @@ def wait_weight(service: str, real: str, weight: int | None, timeout: float = 10
 @app.task(name="lab.agent_restart")
 def agent_restart(timeout: float = 60.0) -> dict:
     """SIGTERM the director agent; the guest's supervisor starts it again. Returns old and new pid."""
-    state = f"{LAB_DIR}/run/{socket.gethostname()}"
-    old = int(open(f"{state}/agent.pid").read())
+    old = _agent_pid()
     t0 = time.time()
     os.kill(old, signal.SIGTERM)
-    deadline = time.monotonic() + min(timeout, 120)
+    return _wait_new_agent(old, t0, timeout)
+
+
+HOLD = "/run/agent.hold"  # guest-private: while it exists, guest-init.sh does not restart the agent
+
+
+def _agent_pid() -> int:
+    return int(open(f"{LAB_DIR}/run/{socket.gethostname()}/agent.pid").read())
+
+
+def _wait_new_agent(old: int, t0: float, timeout: float) -> dict:
+    """Until an agent other than `old` reports ready after `t0` (bounded); {"old", "new", "seconds"}."""
+    state = f"{LAB_DIR}/run/{socket.gethostname()}"
+    deadline = time.monotonic() + min(timeout, 180)
     while time.monotonic() < deadline:
         try:
             ready_at = float(open(f"{state}/agent.ready").read())
-            new = int(open(f"{state}/agent.pid").read())
+            new = _agent_pid()
         except (FileNotFoundError, ValueError):
             ready_at, new = 0.0, old
         if ready_at > t0 and new != old:
             return {"old": old, "new": new, "seconds": round(ready_at - t0, 3)}
         time.sleep(0.1)
     raise TimeoutError("agent did not come back")
+
+
+@app.task(name="lab.agent_stop")
+def agent_stop(sig: str = "KILL", timeout: float = 30.0) -> dict:
+    """Take the director agent down and keep it down: KILL = a crash (nothing cleaned up, the kernel keeps its
+    VIPs and table), TERM = a clean stop, STOP = a hung agent (frozen, not gone). Returns pid and wall time."""
+    assert sig in ("KILL", "TERM", "STOP")
+    open(HOLD, "w").close()
+    pid = _agent_pid()
+    t0 = time.time()
+    os.kill(pid, getattr(signal, f"SIG{sig}"))
+    if sig != "STOP":
+        deadline = time.monotonic() + min(timeout, 120)
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            raise TimeoutError(f"agent {pid} did not exit")
+    return {"pid": pid, "time": t0, "exited": time.time()}
+
+
+@app.task(name="lab.agent_start")
+def agent_start(timeout: float = 90.0) -> dict:
+    """Undo agent_stop: a frozen agent continues, a stopped one is started again by the supervisor."""
+    t0 = time.time()
+    pid = _agent_pid()
+    try:
+        os.remove(HOLD)
+    except FileNotFoundError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            frozen = f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except FileNotFoundError:
+        frozen = False
+    if frozen:
+        os.kill(pid, signal.SIGCONT)
+        return {"pid": pid, "continued": True, "seconds": 0.0}
+    back = _wait_new_agent(pid, t0, timeout)
+    return {"pid": back["new"], "continued": False, "seconds": back["seconds"]}
+
+
+@app.task(name="lab.addrs")
+def addrs(ifname: str = "eth0") -> list[str]:
+    """IPv4 addresses on `ifname` as `ip` (not our code) lists them: ["100.64.0.2/24", ...]."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", ifname], capture_output=True, text=True)
+    return [line.split()[3] for line in out.stdout.splitlines() if len(line.split()) > 3]
+
+
+@app.task(name="lab.wait_addr")
+def wait_addr(
+    address: str, present: bool = True, ifname: str = "eth0", timeout: float = 10.0
+) -> float | None:
+    """Poll (in the guest, so no round trip blurs it) until `address` is on `ifname` (or gone); wall time or None."""
+    deadline = time.monotonic() + min(timeout, 120)
+    while time.monotonic() < deadline:
+        if (address in addrs(ifname)) == present:
+            return time.time()
+        time.sleep(0.01)
+    return None
 
 
 @app.task(name="lab.now")
