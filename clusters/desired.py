@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from director.desired import CheckSpec, DesiredState, RealSpec, ServiceSpec
+from director.failover import DEFAULT_INTERVAL, DEFAULT_PORT
 
 from . import choices as C
 from .models import Director, RealServer, VirtualService
@@ -76,6 +77,29 @@ def service_spec(vs: VirtualService) -> ServiceSpec:
     )
 
 
+def failover_spec(director: Director) -> dict | None:
+    """The `failover` part of the desired state: set when the director is one of a pair with both addresses.
+
+    Both directors must get the same secret and each other's address: the secret is the lower-id director's,
+    so it does not matter which side named the other as its peer.
+    """
+    peer = director.pair_peer()
+    if peer is None or not director.ha_address or not peer.ha_address:
+        return None
+    first = min((director, peer), key=lambda d: d.pk)
+    if not first.ha_secret:  # saved before secrets existed and never since: give it one now
+        first.save(update_fields=["ha_secret"])
+    return {
+        "local_address": director.ha_address,
+        "peer_address": peer.ha_address,
+        "port": DEFAULT_PORT,
+        "priority": director.ha_priority,
+        "secret": first.ha_secret,
+        "interval": DEFAULT_INTERVAL,
+        "preempt": True,
+    }
+
+
 def desired_state(director: Director) -> DesiredState:
     """Everything `director` should run, from the database, as the JSON-able contract object."""
     services = list(director.services.filter(enabled=True).prefetch_related("reals"))
@@ -96,4 +120,5 @@ def desired_state(director: Director) -> DesiredState:
         masquerade=(director.lan_subnet,) if director.masquerade and director.lan_subnet else (),
         vips=tuple(vips),
         services=tuple(service_spec(vs) for vs in services if vs.protocol == C.Protocol.FWMARK or vs.address),
+        failover=failover_spec(director),
     )

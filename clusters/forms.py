@@ -70,7 +70,7 @@ def _names(fieldsets) -> list[str]:
 
 
 DIRECTOR_FIELDSETS = (
-    ("Director", ("name", "description", "agent_queue", "peer")),
+    ("Director", ("name", "description", "agent_queue", "peer", "ha_address", "ha_priority")),
     (
         "Network",
         ("wan_interface", "lan_interface", "lan_subnet", "manage_ip_forward", "masquerade", "manage_vips"),
@@ -91,8 +91,23 @@ class DirectorForm(PushingModelForm):
         if self.instance.pk:
             peers = peers.exclude(pk=self.instance.pk)
         self.fields["peer"].queryset = peers
+        self.fields["ha_priority"].required = False  # only pairs use it: a form without it keeps the default
+
+    def clean_ha_priority(self):
+        value = self.cleaned_data.get("ha_priority")
+        return Director._meta.get_field("ha_priority").default if value is None else value
 
     def director_of(self, obj):
+        return obj
+
+    def save_and_push(self, user):
+        """The pair's other side (and a former peer) needs the change too: its `failover` part depends on ours."""
+        old_peer = self.initial.get("peer")  # the instance already carries the new one
+        obj = super().save_and_push(user)
+        if {"peer", "ha_address", "ha_priority"} & set(self.changed_data):
+            others = {d for d in (obj.pair_peer(), Director.objects.filter(pk=old_peer).first()) if d}
+            for other in others - {obj}:
+                services.push(other, user=user, reason=f"failover partner {obj} changed")
         return obj
 
 

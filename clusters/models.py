@@ -70,6 +70,24 @@ class Director(models.Model):
         related_name="+",
         help_text="Failover partner carrying the same services.",
     )
+    # director pair (director/failover.py): the agents talk to each other directly, no central side involved
+    ha_address = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        unpack_ipv4=True,
+        help_text="This director's address for the failover protocol (UDP 5405 to the peer's); both of a pair need one.",
+    )
+    ha_priority = models.PositiveSmallIntegerField(
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(255)],
+        help_text="Failover priority: the higher one holds the VIPs (a tie goes to the lower name).",
+    )
+    ha_secret = models.CharField(
+        max_length=100,
+        blank=True,
+        editable=False,
+        help_text="HMAC key of the pair's adverts; generated, and the lower-id director's one serves the pair.",
+    )
     state = models.CharField(max_length=10, choices=C.AgentState.choices, default=C.AgentState.UNKNOWN)
     last_seen = models.DateTimeField(null=True, blank=True)
     desired_revision = models.PositiveIntegerField(default=0)
@@ -82,6 +100,14 @@ class Director(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        """Every director gets a pair secret once, so pairing two needs no secret typed by anyone."""
+        if not self.ha_secret:
+            self.ha_secret = secrets.token_urlsafe(32)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "ha_secret"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("director_detail", args=[self.pk])
@@ -101,6 +127,32 @@ class Director(models.Model):
             raise ValidationError({"lan_subnet": "Masquerading needs the LAN subnet."})
         if self.peer_id and self.peer_id == self.pk:
             raise ValidationError({"peer": "A director cannot be its own peer."})
+        if self.pk and self.peer_id:
+            other = Director.objects.filter(peer=self).exclude(pk=self.peer_id).first()
+            if other is not None:
+                raise ValidationError({"peer": f"{other} already names this director as its peer."})
+        peer = self.pair_peer()  # also when only the other side names us: the pair still needs our address
+        if peer is not None:
+            if self.peer_id and peer.peer_id not in (None, self.pk):
+                raise ValidationError({"peer": f"{peer} is already paired with {peer.peer}."})
+            if not self.ha_address:
+                raise ValidationError(
+                    {"ha_address": "A director with a failover peer needs its failover address."}
+                )
+            if not peer.ha_address:
+                raise ValidationError({"peer": f"Give {peer} its failover address first."})
+            if _version(self.ha_address) != _version(peer.ha_address):
+                raise ValidationError(
+                    {"ha_address": "Both directors of a pair need the same address family."}
+                )
+            if self.ha_address == peer.ha_address:
+                raise ValidationError({"ha_address": f"{peer} already uses this failover address."})
+
+    def pair_peer(self) -> Director | None:
+        """The other director of the pair, whichever side named it (`peer` may be set on one side only)."""
+        if self.peer_id:
+            return self.peer
+        return Director.objects.filter(peer=self).first() if self.pk else None
 
     def agent_status(self, now=None) -> str:
         """up / stale / down from the last heartbeat, as a pure function of time (healthchecks-style)."""
