@@ -10,8 +10,9 @@ One `Agent` lives in the director's Celery worker process (see worker.py). It
 * publishes a heartbeat, a stats snapshot and history to Redis every couple of seconds, and events through
   the disk-buffered EventLog (events.py), so nothing is lost while Redis is away;
 * when the desired state names a peer (`failover`), runs the pair protocol (failover.py) in its own thread:
-  the IPVS table is programmed on both directors, the VIPs are only up while this one is MASTER, and a new
-  MASTER sends gratuitous ARP for them - all of it without Redis or the central side.
+  the IPVS table is programmed on both directors, the VIPs are only up while this one is MASTER, a new
+  MASTER sends gratuitous ARP for them, and the IPVS connection sync daemons copy the MASTER's connections
+  to the BACKUP - all of it without Redis or the central side.
 
 All kernel changes happen under one lock: applies from Celery and flips from health checks are serialised.
 """
@@ -207,7 +208,8 @@ class Agent:
         if state is None:
             return {"ops": 0, "errors": []}
         vips = self._active_vips(state)
-        host = (state.ip_forward, state.wan_interface, vips, state.masquerade)
+        sync = self._sync_wanted(state)
+        host = (state.ip_forward, state.wan_interface, vips, state.masquerade, sync)
         if force_host or host != self._host_applied:
             host_errors = []
             for label, fn in (
@@ -222,6 +224,7 @@ class Agent:
                         state.wan_interface, list(state.masquerade), netns=self.netns
                     ),
                 ),
+                ("sync", lambda: self._ensure_sync(*sync) if sync else None),
             ):
                 if label != "ip_forward" and not state.wan_interface:
                     continue
@@ -246,6 +249,27 @@ class Agent:
         if not state.failover:
             return state.vips
         return state.vips if self.ha_state == failover.MASTER else ()
+
+    def _sync_wanted(self, state: DesiredState) -> tuple[str, int] | None:
+        """(interface, sync id) of the pair's connection sync, or None (no pair, sync off, no WAN interface)."""
+        if not state.failover or not state.wan_interface:
+            return None
+        config = failover.Config.from_dict(state.failover)
+        return (state.wan_interface, config.sync_id) if config.sync_daemon else None
+
+    def _ensure_sync(self, wan: str, sync_id: int) -> None:
+        """Both IPVS sync daemons on both directors of a pair, whatever the role: the MASTER's master daemon
+        multicasts its connections on the WAN, the BACKUP's backup daemon keeps a copy, so a new MASTER finds
+        the established connections already in its table. A BACKUP's master daemon has nothing to send, and
+        not switching daemons (kernel threads) on a role change keeps that work off the takeover's path."""
+        running = self.wire.daemons()
+        for role in ("master", "backup"):
+            current = running.get(role)
+            if current == {"ifname": wan, "sync_id": sync_id}:
+                continue
+            if current:
+                self.wire.stop_daemon(role)
+            self.wire.start_daemon(role, wan, sync_id)
 
     def _update_failover(self) -> None:
         """Start, restart or stop the pair thread when the `failover` settings change. Never under the lock:
@@ -330,8 +354,8 @@ class Agent:
             self._host_applied = None  # the next reconcile retries the host settings
             return {"ops": 0, "errors": [f"vips: {exc}"]}
         if self._host_applied is not None:
-            ip_forward, wan, _, masquerade = self._host_applied
-            self._host_applied = (ip_forward, wan, vips, masquerade)
+            ip_forward, wan, _, masquerade, sync = self._host_applied
+            self._host_applied = (ip_forward, wan, vips, masquerade, sync)
         return {"ops": len(done["added"]) + len(done["removed"]), "errors": []}
 
     def _on_ha_transition(self, state: str, reason: str) -> None:

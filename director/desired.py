@@ -18,7 +18,8 @@ Shape (all keys always present; see `DesiredState.from_dict` for defaults)::
 
 `failover` (optional; None = a lone director, which always holds its VIPs) makes this director one of an
 active/backup pair (director/failover.py): {"local_address", "peer_address", "port", "priority", "secret",
-"interval", "preempt"}. Both directors program the same IPVS table; only the MASTER puts the VIPs up.
+"interval", "preempt", optional "sync_daemon" (default true) and "sync_id"}. Both directors program the same
+IPVS table; only the MASTER puts the VIPs up; the IPVS sync daemons copy connections to the BACKUP.
 
 A ServiceSpec carries the IPVS service, its ldirectord/keepalived check settings, an optional fallback
 (sorry) server and its real servers with their *admin* state. The agent derives the kernel weight from

@@ -66,6 +66,8 @@ class Config:
     priority: int = DEFAULT_PRIORITY
     interval: float = DEFAULT_INTERVAL
     preempt: bool = True
+    sync_daemon: bool = True  # IPVS connection sync between the pair (agent.py, _ensure_sync)
+    sync_id: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
@@ -85,6 +87,8 @@ class Config:
             raise ValueError("failover: port must be 1-65535")
         if not 0.05 <= float(cfg.interval) <= 60:
             raise ValueError("failover: interval must be 0.05-60 s")
+        if not 0 <= int(cfg.sync_id) <= 255:
+            raise ValueError("failover: sync_id must be 0-255")
         return cls(
             local_address=str(local),
             peer_address=str(peer),
@@ -93,6 +97,8 @@ class Config:
             priority=int(cfg.priority),
             interval=float(cfg.interval),
             preempt=bool(cfg.preempt),
+            sync_daemon=bool(cfg.sync_daemon),
+            sync_id=int(cfg.sync_id),
         )
 
 

@@ -35,7 +35,9 @@ unless marked "be"::
       12 STATS64    (nested, same ids, all u64)
 
 Commands: NEW/SET/DEL_SERVICE 1/2/3, GET_SERVICE 4 (dump), NEW/SET/DEL_DEST 5/6/7, GET_DEST 8 (dump, needs
-the service key). A "full" service (NEW/SET) must carry SCHED_NAME, FLAGS, TIMEOUT and NETMASK; a full dest
+the service key), NEW/DEL_DAEMON 9/10 and GET_DAEMON 11 (dump): the connection sync daemons, nested in
+IPVS_CMD_ATTR_DAEMON (3): 1 STATE u32 (1 master, 2 backup), 2 MCAST_IFN string, 3 SYNC_ID u32 (NEW needs
+all three, DEL only STATE). A "full" service (NEW/SET) must carry SCHED_NAME, FLAGS, TIMEOUT and NETMASK; a full dest
 FWD_METHOD, WEIGHT, U_THRESH and L_THRESH. Like ipvsadm we send 16-byte addresses and a flags mask of ~0.
 
 Batching: `apply()` packs many requests into one sendmsg. The kernel handles the messages of one send in
@@ -95,7 +97,11 @@ IPVS_GENL_VERSION = 1
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
 
-CMD_ATTR_SERVICE, CMD_ATTR_DEST = 1, 2
+CMD_NEW_DAEMON, CMD_DEL_DAEMON, CMD_GET_DAEMON = 9, 10, 11
+
+CMD_ATTR_SERVICE, CMD_ATTR_DEST, CMD_ATTR_DAEMON = 1, 2, 3
+DAEMON_STATE, DAEMON_MCAST_IFN, DAEMON_SYNC_ID = 1, 2, 3
+SYNC_STATES = {"master": 1, "backup": 2}
 
 SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK = 1, 2, 3, 4, 5
 SVC_SCHED_NAME, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK, SVC_STATS, SVC_PE_NAME, SVC_STATS64 = (
@@ -241,6 +247,14 @@ def dest_attrs(dest: Dest, full: bool = True) -> bytes:
             + nla_u16(DEST_TUN_FLAGS, dest.tun_flags)
         )
     return out
+
+
+def daemon_attrs(state: str, ifname: str | None = None, sync_id: int = 0) -> bytes:
+    """IPVS_CMD_ATTR_DAEMON for NEW_DAEMON (state, interface, sync id) or, without ifname, DEL_DAEMON."""
+    attrs = nla_u32(DAEMON_STATE, SYNC_STATES[state])
+    if ifname is not None:
+        attrs += nla_str(DAEMON_MCAST_IFN, ifname) + nla_u32(DAEMON_SYNC_ID, sync_id)
+    return nla(CMD_ATTR_DAEMON, attrs)
 
 
 def genl_message(family_id: int, cmd: int, attrs: bytes, flags: int, seq: int, version: int = 1) -> bytes:
@@ -572,7 +586,7 @@ class Wire:
     def _entries(self, cmd: int, attrs: bytes, flags: int, what: str) -> list[dict[int, bytes]]:
         """Attributes of the nested service/dest entry of each answer."""
         self._open()
-        nest = CMD_ATTR_DEST if cmd == CMD_GET_DEST else CMD_ATTR_SERVICE
+        nest = {CMD_GET_DEST: CMD_ATTR_DEST, CMD_GET_DAEMON: CMD_ATTR_DAEMON}.get(cmd, CMD_ATTR_SERVICE)
         out = []
         for payload in self._transact(self._family, cmd, attrs, flags, what):
             nested = parse_attrs(payload).get(nest)
@@ -662,6 +676,45 @@ class Wire:
             if dest.key == want:
                 return dest.weight
         return None
+
+    # connection sync daemons --------------------------------------------------------------------------
+    def daemons(self) -> dict[str, dict]:
+        """Running sync daemons: {"master"|"backup": {"ifname", "sync_id"}}."""
+        names = {v: k for k, v in SYNC_STATES.items()}
+        with self._lock:
+            rows = self._dump(CMD_GET_DAEMON)
+        out = {}
+        for attrs in rows:
+            state = names.get(_uint(attrs.get(DAEMON_STATE, b"\0\0\0\0")))
+            if state:
+                out[state] = {
+                    "ifname": _str(attrs.get(DAEMON_MCAST_IFN, b"")),
+                    "sync_id": _uint(attrs.get(DAEMON_SYNC_ID, b"\0\0\0\0")),
+                }
+        return out
+
+    def start_daemon(self, state: str, ifname: str, sync_id: int = 0) -> None:
+        """Start the master or backup sync daemon on `ifname` (multicast 224.0.0.81:8848); EEXIST if running."""
+        with self._lock:
+            self._open()
+            self._transact(
+                self._family,
+                CMD_NEW_DAEMON,
+                daemon_attrs(state, ifname, sync_id),
+                NLM_F_REQUEST | NLM_F_ACK,
+                f"start {state} sync daemon on {ifname}",
+            )
+
+    def stop_daemon(self, state: str) -> None:
+        with self._lock:
+            self._open()
+            self._transact(
+                self._family,
+                CMD_DEL_DAEMON,
+                daemon_attrs(state),
+                NLM_F_REQUEST | NLM_F_ACK,
+                f"stop {state} sync daemon",
+            )
 
     # changes ------------------------------------------------------------------------------------------
     def apply(self, ops: Iterable) -> list[WireError | None]:

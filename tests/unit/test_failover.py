@@ -320,3 +320,25 @@ def test_it_builds_a_gratuitous_arp_for_the_vip():
 
 def test_it_sends_no_gratuitous_arp_for_ipv6_vips():
     assert fo.send_garp("nonexistent0", ["2001:db8::1/128"]) == 0
+
+
+# -- IPVS connection sync daemons (director/ipvs/wire.py) ---------------------------------------------------
+def test_it_encodes_the_sync_daemon_requests_exactly():
+    from director.ipvs import wire
+
+    start = wire.daemon_attrs("master", "eth0", 7)
+    assert start == (
+        struct.pack("=HH", 32, 3)
+        + struct.pack("=HHI", 8, 1, 1)
+        + struct.pack("=HH", 9, 2) + b"eth0\0" + b"\0" * 3
+        + struct.pack("=HHI", 8, 3, 7)
+    )  # fmt: skip
+    assert wire.daemon_attrs("backup") == struct.pack("=HH", 12, 3) + struct.pack("=HHI", 8, 1, 2)
+
+
+def test_it_validates_the_sync_settings():
+    base = {"local_address": "10.0.0.1", "peer_address": "10.0.0.2", "secret": "x"}
+    assert Config.from_dict(base).sync_daemon is True
+    assert Config.from_dict({**base, "sync_daemon": False, "sync_id": 9}).sync_id == 9
+    with pytest.raises(ValueError):
+        Config.from_dict({**base, "sync_id": 256})
