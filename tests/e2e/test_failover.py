@@ -130,9 +130,8 @@ class Lab:
         return sum(1 for line in out.splitlines() if "100.64.0.1:" in line and f"{VIP}:80" in line)
 
 
-def http_get(timeout: float = 1.0) -> str:
-    """GET from inside the lab namespace (the socket is created there); the body names the real server."""
-    from labtasks import _http_once
+def vip_connection(timeout: float) -> socket.socket:
+    """A TCP connection to VIP:80 whose socket is created inside the lab namespace (never in the root one)."""
     from pyroute2.netns import popns, pushns
 
     pushns(LAB_NS)
@@ -140,9 +139,20 @@ def http_get(timeout: float = 1.0) -> str:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     finally:
         popns()
-    with s:
+    try:
         s.settimeout(timeout)
         s.connect((VIP, 80))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def http_get(timeout: float = 1.0) -> str:
+    """One GET on a new connection from the lab namespace; the body names the real server."""
+    from labtasks import _http_once
+
+    with vip_connection(timeout) as s:
         return _http_once(s, keep=False)
 
 
@@ -193,16 +203,8 @@ def test_it_copies_the_masters_connections_to_the_backup(lab):
         _, out = lab.call(name, "lab.ipvsadm", ["-L", "--daemon"])
         assert "master sync daemon (mcast=eth0" in out and "backup sync daemon (mcast=eth0" in out, out
     from labtasks import _http_once
-    from pyroute2.netns import popns, pushns
 
-    pushns(LAB_NS)
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    finally:
-        popns()
-    with s:
-        s.settimeout(2.0)
-        s.connect((VIP, 80))
+    with vip_connection(2.0) as s:
         for _ in range(4):  # past the kernel's sync threshold (3 packets)
             assert _http_once(s, keep=True) in ("rs1", "rs2")
         client = f"100.64.0.1:{s.getsockname()[1]}"
