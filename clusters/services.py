@@ -7,6 +7,7 @@ the database never disagree about what was asked for. Views stay thin: they call
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django.db import transaction
@@ -133,6 +134,38 @@ def decommission(director: Director, *, user=None) -> None:
                    level=C.Level.ERROR)  # fmt: skip
 
     transaction.on_commit(_send)
+
+
+RESYNC_AFTER = 30  # seconds an apply may stay unanswered before the desired state is sent again
+
+
+def resync(director: Director, heartbeat: dict | None, now=None) -> ApplyJob | None:
+    """Send the desired state again to a live agent that is behind it; None when nothing needs doing.
+
+    A push can be lost: the broker was down when it was made (its job shows "failed"), or a queue was purged.
+    The agent then runs an older revision for ever, though it is up and reporting. When its heartbeat says it
+    is behind and no apply younger than RESYNC_AFTER is still on its way, push again - once per period, and
+    never to an agent that is not reporting (it gets everything when it comes back anyway).
+    """
+    now = now or timezone.now()
+    if heartbeat is None or director.agent_status(now) != C.AgentState.UP:
+        return None
+    reported = int(heartbeat.get("revision") or 0)
+    if reported >= director.desired_revision:
+        return None
+    recent = director.jobs.filter(created__gte=now - dt.timedelta(seconds=RESYNC_AFTER))
+    if (
+        recent.filter(status=C.JobStatus.PENDING).exists()
+        or recent.filter(reason__startswith="resync").exists()
+    ):
+        return None
+    record(
+        C.EventKind.APPLY,
+        f"{director} runs revision {reported}, desired is {director.desired_revision}: sending it again",
+        director=director,
+        level=C.Level.WARNING,
+    )
+    return push(director, reason=f"resync: agent at r{reported}")
 
 
 def _server_action(server: RealServer, user, verb: str, **changes) -> ApplyJob:

@@ -5,6 +5,7 @@ so a slow database never piles up work: the next tick just continues from the st
 """
 
 from celery import shared_task
+from django.db.models import F
 
 from .. import ingest, services, stats
 from ..models import Director
@@ -24,7 +25,9 @@ def ingest_events() -> int:
 
 @shared_task(name="clusters.follow_up", ignore_result=True)
 def follow_up() -> int:
-    """Finish drains whose connections have gone (weight 0 -> maintenance or removal)."""
+    """Resend desired state to live agents that are behind; finish drains whose connections have gone."""
+    for director in Director.objects.filter(applied_revision__lt=F("desired_revision")):
+        services.resync(director, stats.heartbeat(director.name))
     moved = 0
     for director in (
         Director.objects.filter(services__reals__admin_state="draining")
