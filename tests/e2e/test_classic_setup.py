@@ -173,6 +173,13 @@ def test_it_keeps_acting_while_redis_is_down_and_catches_up(stack, page):
         wait_until(
             lambda: stack.call("lab.table")[HTTP][f"{RS2}:80"] == 1, 15, what="rs2 restored without Redis"
         )
+        # an operator drains rs1 meanwhile: the change is saved, its push cannot reach the broker
+        page.goto(stack.http_service_url)
+        row(page, f"{RS1}:80").get_by_role("button", name="Drain").click()
+        page.locator("tr", has_text=f"{RS1}:80").locator("[data-col=job]").filter(has_text="failed").wait_for(
+            timeout=20_000
+        )
+        assert stack.call("lab.table")[HTTP][f"{RS1}:80"] == 1
         time.sleep(max(0.0, 30 - (time.monotonic() - t0)))
     finally:
         up = stack.lab("redis-start")
@@ -193,6 +200,12 @@ def test_it_keeps_acting_while_redis_is_down_and_catches_up(stack, page):
     assert [m for m in msgs if "is down" in m] and "is up" in msgs[-1]
     page.goto(stack.http_service_url)
     wait_until(lambda: "up" in health_cell(page, f"{RS2}:80"), 20, what="the page is live again")
+    # the lost push heals itself: the central follow-up sees the live agent behind and sends the state again
+    wait_until(
+        lambda: stack.call("lab.table")[HTTP][f"{RS1}:80"] == 0, 60, 0.5, what="rs1 drained after resync"
+    )
+    row(page, f"{RS1}:80").get_by_role("button", name="Enable").click()
+    wait_until(lambda: stack.call("lab.table")[HTTP][f"{RS1}:80"] == 1, 20, what="rs1 enabled again")
 
 
 @pytest.mark.skipif(not os.environ.get("UMW_E2E_SCREENSHOTS"), reason="screenshots on request")
