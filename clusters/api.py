@@ -2,8 +2,9 @@
 
 Callers authenticate with ``Authorization: Bearer umw_…`` (tokens from `manage.py create_token`) and act as
 the token's user, with that user's permissions; session cookies are deliberately ignored here, which is what
-makes `csrf_exempt` safe: a browser cannot be tricked into sending a bearer header. Views are thin: writes go
-through services.py, live numbers come from stats.py / live.py, exactly as for the pages.
+makes `csrf_exempt` safe: a browser cannot be tricked into sending a bearer header. Views are thin: creates and
+edits go through the pages' ModelForms (save_and_push), operations and deletes through services.py, live
+numbers come from stats.py / live.py, exactly as for the pages.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import choices as C
 from . import live, metrics, services, stats
-from .forms import HostActionForm, WeightForm
+from .forms import DirectorForm, HostActionForm, RealServerForm, VirtualServiceForm, WeightForm
 from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
 OPERATE = "clusters.operate_realserver"
@@ -63,8 +64,13 @@ def authenticate(request) -> JsonResponse | None:
     return None
 
 
-def api_view(perm: str, methods: tuple[str, ...] = ("GET",)):
-    """Token auth, a permission, allowed methods and JSON errors (404 too) around a view returning JSON."""
+def api_view(perm: str | dict[str, str], methods: tuple[str, ...] = ("GET",)):
+    """Token auth, a permission, allowed methods and JSON errors (404 too) around a view returning JSON.
+
+    `perm` is one permission for every method, or {method: permission} (then its keys are the methods).
+    """
+    perms = perm if isinstance(perm, dict) else dict.fromkeys(methods, perm)
+    methods = tuple(perms)
 
     def wrap(view):
         @wraps(view)
@@ -74,6 +80,7 @@ def api_view(perm: str, methods: tuple[str, ...] = ("GET",)):
             failed = authenticate(request)
             if failed is not None:
                 return failed
+            perm = perms[request.method]
             if not request.user.has_perm(perm):
                 return error(403, f"{request.user} lacks the permission {perm}.")
             try:
@@ -84,6 +91,14 @@ def api_view(perm: str, methods: tuple[str, ...] = ("GET",)):
         return login_not_required(csrf_exempt(inner))
 
     return wrap
+
+
+ACTION_OF = {"GET": "view", "POST": "add", "PATCH": "change", "DELETE": "delete"}
+
+
+def model_perms(model: str, *methods: str) -> dict[str, str]:
+    """{method: the model's permission for it}: GET view, POST add, PATCH change, DELETE delete."""
+    return {m: f"clusters.{ACTION_OF[m]}_{model}" for m in methods}
 
 
 def body(request) -> dict:
@@ -190,37 +205,154 @@ def event_json(e: Event) -> dict:
     }
 
 
+# -- writes: the forms of the web pages, fed with JSON ---------------------------------------------------------
+def bound_form(form_class, data: dict, instance=None, fixed=None, initial=None):
+    """The page's ModelForm bound to what a browser would post: the current (or default) values, the body on top.
+
+    Keys the form does not have, and those the URL decides (`fixed`), are refused rather than ignored, so a
+    typo in a script is a 400, not a silent no-op. Returns (form, errors) with one of them None.
+    """
+    fixed = fixed or {}
+    allowed = [f for f in form_class._meta.fields if f not in fixed]
+    unknown = sorted(k for k in data if k not in allowed)
+    if unknown:
+        known = ", ".join(allowed)
+        return None, {k: [f"Unknown field; this object takes: {known}."] for k in unknown}
+    unbound = form_class(instance=instance, initial={**(initial or {}), **fixed})
+    current = {name: unbound[name].value() for name in unbound.fields}
+    merged = {k: v for k, v in {**current, **data, **fixed}.items() if v is not None}
+    return form_class(merged, instance=instance), None
+
+
+def write(request, form_class, render, status: int, instance=None, fixed=None, initial=None):
+    """Validate with the page's form, then save_and_push (Event + apply job), answering like the reads."""
+    try:
+        data = body(request)
+    except ValueError as exc:
+        return invalid({"body": [f"Not valid JSON: {exc}."]})
+    form, errors = bound_form(form_class, data, instance, fixed, initial)
+    if errors:
+        return invalid(errors)
+    if not form.is_valid():
+        return invalid(form.errors)
+    obj = form.save_and_push(request.user)
+    return JsonResponse(render(obj), status=status)
+
+
+def create(request, form_class, render, fixed=None, initial=None):
+    return write(request, form_class, render, 201, fixed=fixed, initial=initial)
+
+
+def change(request, form_class, instance, render, fixed=None):
+    return write(request, form_class, render, 200, instance=instance, fixed=fixed)
+
+
 # -- reads -------------------------------------------------------------------------------------------------
-@api_view("clusters.view_director")
+def director_detail_json(d: Director) -> dict:
+    snap = stats.snapshot(d.name)
+    summaries = [live.summarize_service(vs, snap) for vs in d.services.all()]
+    return {
+        **director_json(d),
+        "drift": (snap or {}).get("drift") or [],
+        "services": [
+            {**service_json(s.service), "healthy": s.healthy, "total": s.total, "live": s.live}
+            for s in summaries
+        ],
+    }
+
+
+def service_detail_json(vs: VirtualService) -> dict:
+    rows = live.real_rows(vs, points=1)
+    return {**service_json(vs), "reals": [real_json(r) for r in rows]}
+
+
+def server_detail_json(server: RealServer) -> dict:
+    return real_json(live.real_rows(server.service, [server], points=1)[0])
+
+
+@api_view(model_perms("director", "GET", "POST"))
 def directors(request):
+    if request.method == "POST":
+        return create(request, DirectorForm, lambda d: director_detail_json(_director(d.pk)))
     rows = Director.objects.prefetch_related("services")
     return JsonResponse(
         [{**director_json(d), "services": [vs.pk for vs in d.services.all()]} for d in rows], safe=False
     )
 
 
-@api_view("clusters.view_director")
+def _director(pk) -> Director:
+    return get_object_or_404(Director.objects.prefetch_related("services__reals"), pk=pk)
+
+
+@api_view(model_perms("director", "GET", "PATCH", "DELETE"))
 def director(request, pk):
-    d = get_object_or_404(Director.objects.prefetch_related("services__reals"), pk=pk)
-    snap = stats.snapshot(d.name)
-    summaries = [live.summarize_service(vs, snap) for vs in d.services.all()]
-    return JsonResponse(
-        {
-            **director_json(d),
-            "drift": (snap or {}).get("drift") or [],
-            "services": [
-                {**service_json(s.service), "healthy": s.healthy, "total": s.total, "live": s.live}
-                for s in summaries
-            ],
-        }
+    d = _director(pk)
+    if request.method == "PATCH":
+        return change(request, DirectorForm, d, lambda d: director_detail_json(_director(d.pk)))
+    if request.method == "DELETE":
+        services.decommission(d, user=request.user)
+        return HttpResponse(status=204)
+    return JsonResponse(director_detail_json(d))
+
+
+def _service(pk) -> VirtualService:
+    return get_object_or_404(VirtualService.objects.select_related("director"), pk=pk)
+
+
+@api_view(model_perms("virtualservice", "POST"))
+def director_services(request, pk):
+    d = get_object_or_404(Director, pk=pk)
+    return create(
+        request, VirtualServiceForm, lambda vs: service_detail_json(_service(vs.pk)), fixed={"director": d.pk}
     )
 
 
-@api_view("clusters.view_virtualservice")
+@api_view(model_perms("virtualservice", "GET", "PATCH", "DELETE"))
 def service(request, pk):
-    vs = get_object_or_404(VirtualService.objects.select_related("director"), pk=pk)
-    rows = live.real_rows(vs, points=1)
-    return JsonResponse({**service_json(vs), "reals": [real_json(r) for r in rows]})
+    vs = _service(pk)
+    if request.method == "PATCH":
+        return change(
+            request,
+            VirtualServiceForm,
+            vs,
+            lambda vs: service_detail_json(_service(vs.pk)),
+            fixed={"director": vs.director_id},
+        )
+    if request.method == "DELETE":
+        services.delete(vs, vs.director, user=request.user)
+        return HttpResponse(status=204)
+    return JsonResponse(service_detail_json(vs))
+
+
+def _server(pk) -> RealServer:
+    return get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
+
+
+@api_view(model_perms("realserver", "POST"))
+def service_reals(request, pk):
+    vs = _service(pk)
+    return create(
+        request,
+        RealServerForm,
+        lambda s: server_detail_json(_server(s.pk)),
+        fixed={"service": vs.pk},
+        initial={"port": vs.port or 0},
+    )
+
+
+@api_view(model_perms("realserver", "PATCH", "DELETE"))
+def server(request, pk):
+    s = _server(pk)
+    if request.method == "DELETE":
+        services.delete(s, s.service.director, user=request.user)
+        return HttpResponse(status=204)
+    return change(
+        request,
+        RealServerForm,
+        s,
+        lambda s: server_detail_json(_server(s.pk)),
+        fixed={"service": s.service_id},
+    )
 
 
 @api_view("clusters.view_applyjob")

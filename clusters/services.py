@@ -99,6 +99,17 @@ def push(director: Director, *, user=None, reason: str = "", server: RealServer 
 
 
 @transaction.atomic
+def delete(obj, director: Director | None, *, user=None) -> str:
+    """Delete a virtual service or real server, record it and push the director's new state; returns what."""
+    what = f"{obj._meta.verbose_name} {obj}"
+    record(C.EventKind.USER, f"deleted {what}", user=user, director=director)
+    obj.delete()
+    if director is not None:
+        push(director, user=user, reason=f"deleted {what}")
+    return what
+
+
+@transaction.atomic
 def decommission(director: Director, *, user=None) -> None:
     """Delete a director and have its agent take out everything we put in its kernel.
 

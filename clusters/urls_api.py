@@ -12,7 +12,10 @@ urlpatterns = [
         api.host_action,
         name="api_host_action",
     ),
+    path("directors/<int:pk>/services", api.director_services, name="api_director_services"),
     path("services/<int:pk>", api.service, name="api_service"),
+    path("services/<int:pk>/reals", api.service_reals, name="api_service_reals"),
+    path("servers/<int:pk>", api.server, name="api_server"),
     re_path(
         r"^servers/(?P<pk>\d+)/(?P<action>drain|maintenance|enable|weight)$",
         api.server_action,

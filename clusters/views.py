@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -228,11 +227,7 @@ def _delete(request, obj, director: Director | None, done: str, cancel: str):
     """Confirm on GET; on POST delete, record it and (unless the director itself went) push."""
     what = f"{obj._meta.verbose_name} {obj}"
     if request.method == "POST":
-        with transaction.atomic():
-            services.record(C.EventKind.USER, f"deleted {what}", user=request.user, director=director)
-            obj.delete()
-            if director is not None:
-                services.push(director, user=request.user, reason=f"deleted {what}")
+        services.delete(obj, director, user=request.user)
         messages.success(request, f"Deleted {what}.")
         return redirect(done)
     return render(request, "clusters/confirm_delete.html", {"object": obj, "what": what, "cancel": cancel})

@@ -65,5 +65,6 @@ def test_it_answers_403_json_for_a_user_without_view_rights(client, django_user_
 
 def test_it_answers_405_json_for_the_wrong_method(client, viewer, demo):
     _, secret = ApiToken.issue(viewer)
-    response = client.post(reverse("api_directors"), headers=_bearer(secret))
-    assert response.status_code == 405 and response["Allow"] == "GET"
+    response = client.put(reverse("api_directors"), headers=_bearer(secret))
+    assert response.status_code == 405 and response["Allow"] == "GET, POST"
+    assert client.post(reverse("api_job", args=[1]), headers=_bearer(secret))["Allow"] == "GET"
