@@ -9,6 +9,7 @@ control channel (lab/labtasks.py) to act in the guest: client connections, real 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -150,6 +151,10 @@ class Stack:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(5)
         self.lab("down", timeout=120)
+        if os.environ.get("UMW_KEEP_STACK"):  # database and process logs, for a post-mortem
+            print(f"stack files kept in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Stack:
         return self.start()
