@@ -126,12 +126,17 @@ def job_json(job: ApplyJob) -> dict:
     }
 
 
+DIRECTOR_HA_FIELDS = ("ha_address", "ha_priority", "ha_preempt", "ha_interval", "ha_port")
+
+
 def director_json(director: Director) -> dict:
     live.refresh_last_seen(director)
     return {
         "id": director.pk,
         "name": director.name,
+        "peer": getattr(director.pair_peer(), "pk", None),
         "description": director.description,
+        **{f: getattr(director, f) for f in DIRECTOR_HA_FIELDS},
         "agent_status": director.agent_status(),
         "desired_revision": director.desired_revision,
         "applied_revision": director.applied_revision,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from director.desired import CheckSpec, DesiredState, RealSpec, ServiceSpec
-from director.failover import DEFAULT_INTERVAL, DEFAULT_PORT
 
 from . import choices as C
 from .models import Director, RealServer, VirtualService
@@ -80,8 +79,9 @@ def service_spec(vs: VirtualService) -> ServiceSpec:
 def failover_spec(director: Director) -> dict | None:
     """The `failover` part of the desired state: set when the director is one of a pair with both addresses.
 
-    Both directors must get the same secret and each other's address: the secret is the lower-id director's,
-    so it does not matter which side named the other as its peer.
+    Both directors must get the same secret, port, interval and preempt, and each other's address: those are
+    the lower-id director's (save() keeps the pair's settings equal anyway), so it does not matter which side
+    named the other as its peer.
     """
     peer = director.pair_peer()
     if peer is None or not director.ha_address or not peer.ha_address:
@@ -92,11 +92,11 @@ def failover_spec(director: Director) -> dict | None:
     return {
         "local_address": director.ha_address,
         "peer_address": peer.ha_address,
-        "port": DEFAULT_PORT,
+        "port": first.ha_port,
         "priority": director.ha_priority,
         "secret": first.ha_secret,
-        "interval": DEFAULT_INTERVAL,
-        "preempt": True,
+        "interval": float(first.ha_interval),
+        "preempt": first.ha_preempt,
     }
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from . import choices as C
 from . import services
-from .models import Director, Event, RealServer, VirtualService
+from .models import PAIR_SETTINGS, Director, Event, RealServer, VirtualService
 
 
 class PushingModelForm(forms.ModelForm):
@@ -70,7 +70,8 @@ def _names(fieldsets) -> list[str]:
 
 
 DIRECTOR_FIELDSETS = (
-    ("Director", ("name", "description", "agent_queue", "peer", "ha_address", "ha_priority")),
+    ("Director", ("name", "description", "agent_queue")),
+    ("Failover pair", ("peer", "ha_address", "ha_priority", "ha_preempt", "ha_interval", "ha_port")),
     (
         "Network",
         ("wan_interface", "lan_interface", "lan_subnet", "manage_ip_forward", "masquerade", "manage_vips"),
@@ -78,7 +79,28 @@ DIRECTOR_FIELDSETS = (
 )
 
 
+PAIR_DEFAULTED = ("ha_priority", *PAIR_SETTINGS)
+
+
+class PreemptSelect(forms.NullBooleanSelect):
+    """A choice rather than a checkbox: a post without it keeps the default instead of turning preempt off."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [
+            ("true", "take the VIPs back when the higher priority returns"),
+            ("false", "leave them with the current MASTER"),
+        ]
+
+
 class DirectorForm(PushingModelForm):
+    ha_preempt = forms.NullBooleanField(
+        required=False,
+        widget=PreemptSelect,
+        label=Director._meta.get_field("ha_preempt").verbose_name,
+        help_text=Director._meta.get_field("ha_preempt").help_text,
+    )
+
     class Meta:
         model = Director
         fields = _names(DIRECTOR_FIELDSETS)
@@ -91,11 +113,15 @@ class DirectorForm(PushingModelForm):
         if self.instance.pk:
             peers = peers.exclude(pk=self.instance.pk)
         self.fields["peer"].queryset = peers
-        self.fields["ha_priority"].required = False  # only pairs use it: a form without it keeps the default
+        for name in PAIR_DEFAULTED:  # only pairs use them: a form without them keeps the defaults
+            self.fields[name].required = False
 
-    def clean_ha_priority(self):
-        value = self.cleaned_data.get("ha_priority")
-        return Director._meta.get_field("ha_priority").default if value is None else value
+    def clean(self):
+        data = super().clean()
+        for name in PAIR_DEFAULTED:
+            if name in data and data[name] is None:
+                data[name] = Director._meta.get_field(name).default
+        return data
 
     def director_of(self, obj):
         return obj
@@ -104,7 +130,7 @@ class DirectorForm(PushingModelForm):
         """The pair's other side (and a former peer) needs the change too: its `failover` part depends on ours."""
         old_peer = self.initial.get("peer")  # the instance already carries the new one
         obj = super().save_and_push(user)
-        if {"peer", "ha_address", "ha_priority"} & set(self.changed_data):
+        if {"peer", "ha_address", "ha_priority", *PAIR_SETTINGS} & set(self.changed_data):
             others = {d for d in (obj.pair_peer(), Director.objects.filter(pk=old_peer).first()) if d}
             for other in others - {obj}:
                 services.push(other, user=user, reason=f"failover partner {obj} changed")

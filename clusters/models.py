@@ -19,6 +19,8 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from director.failover import DEFAULT_INTERVAL, DEFAULT_PORT
+
 from . import choices as C
 from .validators import validate_ifname, validate_port, validate_regex, validate_status_codes, validate_weight
 
@@ -29,6 +31,9 @@ def _version(address: str | None) -> int | None:
         return ipaddress.ip_address(address).version
     except ValueError:
         return None
+
+
+PAIR_SETTINGS = ("ha_preempt", "ha_interval", "ha_port")  # Director fields both sides of a pair share
 
 
 class Director(models.Model):
@@ -75,12 +80,30 @@ class Director(models.Model):
         null=True,
         blank=True,
         unpack_ipv4=True,
-        help_text="This director's address for the failover protocol (UDP 5405 to the peer's); both of a pair need one.",
+        help_text="This director's address for the failover protocol (UDP, HA port to HA port); both of a pair need one.",
     )
     ha_priority = models.PositiveSmallIntegerField(
         default=100,
         validators=[MinValueValidator(1), MaxValueValidator(255)],
         help_text="Failover priority: the higher one holds the VIPs (a tie goes to the lower name).",
+    )
+    # the pair's protocol settings: both directors must agree (clean), and a save carries them to the peer
+    ha_preempt = models.BooleanField(
+        default=True,
+        verbose_name="HA preempt",
+        help_text="When the higher-priority director comes back it takes the VIPs back (else they stay put).",
+    )
+    ha_interval = models.FloatField(
+        default=DEFAULT_INTERVAL,
+        validators=[MinValueValidator(0.2), MaxValueValidator(10)],
+        verbose_name="HA advert interval",
+        help_text="Seconds between adverts (0.2-10); the BACKUP takes over after about 3 intervals of silence.",
+    )
+    ha_port = models.PositiveIntegerField(
+        default=DEFAULT_PORT,
+        validators=[validate_port],
+        verbose_name="HA port",
+        help_text="UDP port of the failover adverts, the same on both directors.",
     )
     ha_secret = models.CharField(
         max_length=100,
@@ -108,9 +131,19 @@ class Director(models.Model):
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "ha_secret"}
         super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is None or set(fields) & set(PAIR_SETTINGS):
+            self._carry_pair_settings()
 
     def get_absolute_url(self) -> str:
         return reverse("director_detail", args=[self.pk])
+
+    def _carry_pair_settings(self) -> None:
+        """The pair's protocol settings are one setting: what this side saved, its peer gets too."""
+        peer = self.pair_peer()
+        if peer is not None:
+            ours = {f: getattr(self, f) for f in PAIR_SETTINGS}
+            Director.objects.filter(pk=peer.pk).exclude(**ours).update(**ours)
 
     @property
     def queue(self) -> str:
@@ -147,6 +180,24 @@ class Director(models.Model):
                 )
             if self.ha_address == peer.ha_address:
                 raise ValidationError({"ha_address": f"{peer} already uses this failover address."})
+            self._clean_pair_settings(peer)
+
+    def _clean_pair_settings(self, peer: Director) -> None:
+        """Two directors becoming a pair must already agree on preempt, interval and port; once paired, a
+        change on either side is carried to the other by save(), so they cannot drift apart."""
+        stored = Director.objects.filter(pk=self.pk).first() if self.pk else None
+        already = stored is not None and getattr(stored.pair_peer(), "pk", None) == peer.pk
+        if already:
+            return
+        for field in PAIR_SETTINGS:
+            ours, theirs = getattr(self, field), getattr(peer, field)
+            if ours != theirs:
+                name = self._meta.get_field(field).verbose_name
+                raise ValidationError(
+                    {
+                        field: f"{peer} has {name} {theirs}, this one {ours}: both directors of a pair need the same."
+                    }
+                )
 
     def pair_peer(self) -> Director | None:
         """The other director of the pair, whichever side named it (`peer` may be set on one side only)."""
