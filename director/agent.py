@@ -487,11 +487,14 @@ class Agent:
         except Exception:
             log.debug("immediate event flush failed", exc_info=True)
 
-    def snapshot(self) -> dict:
-        """Kernel table with stats + last check results, in the shape director/keys.py documents."""
+    def snapshot(self, dump: list | None = None) -> dict:
+        """Kernel table with stats + last check results, in the shape director/keys.py documents.
+
+        `dump` is a kernel dump the caller already has (the reporter shares one with drift()).
+        """
         with self._lock:
             specs = list(self.desired.services) if self.desired else []
-        kernel = {ipvs_model.service_id_of(s): s for s in self.wire.dump()}
+        kernel = {ipvs_model.service_id_of(s): s for s in (self.wire.dump() if dump is None else dump)}
         results = self.engine.results()
         services = {}
         for spec in specs:
@@ -543,12 +546,12 @@ class Agent:
             "ha": self.ha_snapshot(),
         }
 
-    def drift(self) -> list[str]:
+    def drift(self, dump: list | None = None) -> list[str]:
         from . import drift as drift_mod
 
         with self._lock:
             table = self._kernel_table()
-        return drift_mod.report(table, self.wire.dump())
+        return drift_mod.report(table, self.wire.dump() if dump is None else dump)
 
     def conntable(
         self, service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500
@@ -567,9 +570,10 @@ class Agent:
                 log.debug("report failed", exc_info=True)
 
     def report_once(self, check_drift: bool = False) -> None:
-        """Heartbeat, snapshot, history, drift and the event backlog: one bounded round."""
+        """Heartbeat, snapshot, history, drift and the event backlog: one bounded round (one kernel dump)."""
+        dump = self.wire.dump()
         if check_drift:
-            found = self.drift()
+            found = self.drift(dump)
             if found != self._last_drift:
                 if found:
                     self.events.emit(
@@ -581,7 +585,7 @@ class Agent:
                 elif self._last_drift:
                     self.events.emit("drift", "kernel matches desired state again")
                 self._last_drift = found
-        snap = self.snapshot()
+        snap = self.snapshot(dump)
         now = snap["time"]
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(
