@@ -50,16 +50,10 @@ def _ready(sender=None, **kw):
 
 
 def _connect(port: int, netns: str = "client", timeout: float = 3.0) -> socket.socket:
-    from pyroute2.netns import popns, pushns
+    """A client connection to the VIP from inside `netns` (traffic.connect: only the socket lives there)."""
+    from traffic import connect
 
-    pushns(netns)  # only the socket is created inside the client namespace
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    finally:
-        popns()
-    s.settimeout(timeout)
-    s.connect((VIP, port))
-    return s
+    return connect(VIP, port, netns, timeout)
 
 
 def _http_once(s: socket.socket, keep: bool) -> str:

@@ -21,9 +21,18 @@ from director import keys
 from director.agent import Agent
 from director.desired import CheckSpec, DesiredState, RealSpec, ServiceSpec
 
+from .conftest import CLIENT_NS, LineClient, wait_for
+from .conftest import http_get as http_get_from
+
 pytestmark = pytest.mark.kernel
 
 VIP = "172.16.10.52"
+
+
+def http_get() -> str:
+    return http_get_from(CLIENT_NS, VIP)
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -36,51 +45,13 @@ def ipvsadm_table() -> dict[str, dict[str, int]]:
     return parse_ipvsadm(out)
 
 
-def wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def client_socket(timeout: float = 3.0) -> socket.socket:
-    from pyroute2.netns import popns, pushns
-
-    pushns("client")
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    finally:
-        popns()
-    s.settimeout(timeout)
-    return s
-
-
-def http_get(port: int = 80) -> str:
-    s = client_socket()
-    try:
-        s.connect((VIP, port))
-        s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
-        data = b""
-        for _ in range(100):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data.split(b"\r\n\r\n", 1)[1].decode().strip()
-    finally:
-        s.close()
-
-
 def rs(name: str, action: str) -> None:
     """Stop or start a real server's HTTP daemon (pidfiles written by lab/topo.sh)."""
     pidfile = f"/run/rsd-{name}-http.pid"
     if action == "stop":
         pid = int(open(pidfile).read())
         os.kill(pid, signal.SIGTERM)
-        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 10, 0.05)
         return
     subprocess.Popen(
         ["ip", "netns", "exec", name, sys.executable, os.path.join(REPO, "lab", "rsd.py"), name,
@@ -156,7 +127,9 @@ def test_it_ignores_a_stale_revision(agent):
 
 def test_it_quiesces_a_failed_real_server_and_restores_it(agent, redis_client):
     agent.apply_desired(demo_state().to_dict())
-    assert wait_for(lambda: agent.health.get(keys.dest_id(f"tcp|{VIP}|80", "192.168.1.4", 80)) is True, 10)
+    assert wait_for(
+        lambda: agent.health.get(keys.dest_id(f"tcp|{VIP}|80", "192.168.1.4", 80)) is True, 10, 0.05
+    )
     rs("rs1", "stop")
     try:
         t0 = time.monotonic()
@@ -182,18 +155,15 @@ def test_it_keeps_the_table_and_connections_across_a_restart(tmp_path, redis_url
     try:
         first.apply_desired(demo_state(3, w1=4).to_dict())
         before = ipvsadm_table()
-        held = client_socket()
-        held.connect((VIP, 5500))
-        held.sendall(b"ping\n")
-        who = held.recv(100).split()[0]
+        held = LineClient(CLIENT_NS, VIP)
+        who = held.ask("ping").split()[0]
         first.stop()
         second = Agent("kt", str(tmp_path / "state"), redis_url)
         second.start()
         try:
             assert second.revision == 3
             assert ipvsadm_table() == before
-            held.sendall(b"again\n")
-            assert held.recv(100).split()[0] == who
+            assert held.ask("again").split()[0] == who
         finally:
             held.close()
             second.stop()
