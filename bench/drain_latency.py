@@ -21,12 +21,10 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "lab"))
 
-from stack import Stack  # noqa: E402
+from stack import CHROMIUM, CHROMIUM_ARGS, Stack  # noqa: E402
 
 HTTP = "TCP 172.16.10.52:80"
 RS1 = "192.168.1.4:80"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 def pct(values: list[float], p: float) -> float:
@@ -50,13 +48,9 @@ def main() -> int:
                           "print(V.objects.get(port=80).pk)").split()[-1]  # fmt: skip
         latencies = []
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page()
-            page.goto(stack.base_url + "/login/")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", stack.password)
-            page.click("button[type=submit], input[type=submit]")
-            page.wait_for_url(stack.base_url + "/")
+            stack.log_in(page)
             page.goto(f"{stack.base_url}/services/{pk}/")
             row = page.locator("tr", has_text=RS1)
             # the click's own timestamp, taken by the page when the click event is dispatched (host clock):

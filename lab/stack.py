@@ -21,6 +21,18 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB_SH = os.path.join(REPO, "lab", "lab.sh")
 PY = os.path.join(REPO, ".venv", "bin", "python")
+# Debian's chromium as Playwright drives it everywhere here (tests/browser, tests/e2e, bench): without
+# background networking it never reaches for anything but the pages under test.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -77,6 +89,14 @@ class Stack:
         return self.ctl.send_task(task, args=args, kwargs=kwargs, queue=f"lab.{self.director}").get(
             timeout=timeout
         )
+
+    def log_in(self, page) -> None:
+        """Log a Playwright page in as the stack's admin (the login form, as a user would)."""
+        page.goto(self.base_url + "/login/")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", self.password)
+        page.click("button[type=submit], input[type=submit]")
+        page.wait_for_url(self.base_url + "/")
 
     # -- life cycle ----------------------------------------------------------------------------------------
     def start(self) -> Stack:

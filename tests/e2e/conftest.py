@@ -15,11 +15,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "lab"))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from stack import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 def _skip_or_fail(reason: str):
@@ -64,10 +60,6 @@ def page(stack, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     p = context.new_page()
     p.set_default_timeout(15_000)
-    p.goto(stack.base_url + "/login/")
-    p.fill("input[name=username]", "admin")
-    p.fill("input[name=password]", stack.password)
-    p.click("button[type=submit], input[type=submit]")
-    p.wait_for_url(stack.base_url + "/")
+    stack.log_in(p)
     yield p
     context.close()
