@@ -54,7 +54,7 @@ def record(
     )
 
 
-def send_to_agent(director: Director, desired: dict, job_id: int) -> str:
+def send_to_agent(director: Director, desired: dict, job_id: int | None) -> str:
     """Queue the desired state for the director's agent; returns the Celery task id."""
     from ultramonkey_web.celery import app
 
@@ -132,14 +132,11 @@ def decommission(director: Director, *, user=None) -> None:
         user=user,
         data={"director": director.name, "revision": last["revision"]},
     )
-    queue = director.queue
-    director.delete()
+    director.delete()  # the instance keeps its name and queue for the send below
 
     def _send() -> None:
-        from ultramonkey_web.celery import app
-
         try:
-            app.send_task(APPLY_TASK, args=[last], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+            send_to_agent(director, last, None)
         except Exception as exc:  # broker down: say so; the agent keeps its table until told again
             record(C.EventKind.APPLY, f"could not tell {last['director']} to clear its kernel: {exc}",
                    level=C.Level.ERROR)  # fmt: skip

@@ -223,14 +223,23 @@ def _edit(request, form_class, instance=None, initial=None, title="", cancel="/"
     return render(request, "clusters/form.html", {"form": form, "title": title, "cancel": cancel})
 
 
-def _delete(request, obj, director: Director | None, done: str, cancel: str):
-    """Confirm on GET; on POST delete, record it and (unless the director itself went) push."""
+def _delete(request, obj, director: Director | None, done: str, cancel: str, *, perform=None, note: str = ""):
+    """Confirm on GET; on POST delete, record it and (unless the director itself went) push.
+
+    `perform` replaces the default deletion (a director is decommissioned, not just deleted) and returns the
+    message to show; `note` tells on the confirmation page what the deletion does to the kernel.
+    """
     what = f"{obj._meta.verbose_name} {obj}"
     if request.method == "POST":
-        services.delete(obj, director, user=request.user)
-        messages.success(request, f"Deleted {what}.")
+        if perform is None:
+            services.delete(obj, director, user=request.user)
+            done_message = f"Deleted {what}."
+        else:
+            done_message = perform()
+        messages.success(request, done_message)
         return redirect(done)
-    return render(request, "clusters/confirm_delete.html", {"object": obj, "what": what, "cancel": cancel})
+    context = {"object": obj, "what": what, "cancel": cancel, "note": note}
+    return render(request, "clusters/confirm_delete.html", context)
 
 
 @permission_required("clusters.add_director", raise_exception=True)
@@ -249,19 +258,19 @@ def director_edit(request, pk):
 @permission_required("clusters.delete_director", raise_exception=True)
 def director_delete(request, pk):
     director = get_object_or_404(Director, pk=pk)
-    if request.method == "POST":
+
+    def decommission() -> str:
         services.decommission(director, user=request.user)
-        messages.success(request, f"Deleted director {director}; its agent clears what we put in its kernel.")
-        return redirect(reverse("overview"))
-    return render(
+        return f"Deleted director {director}; its agent clears what we put in its kernel."
+
+    return _delete(
         request,
-        "clusters/confirm_delete.html",
-        {
-            "object": director,
-            "what": f"director {director}",
-            "cancel": director.get_absolute_url(),
-            "note": "Its agent removes every virtual service, VIP and masquerade rule we put in its kernel.",
-        },
+        director,
+        None,
+        reverse("overview"),
+        director.get_absolute_url(),
+        perform=decommission,
+        note="Its agent removes every virtual service, VIP and masquerade rule we put in its kernel.",
     )
 
 
