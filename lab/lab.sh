@@ -52,9 +52,12 @@ redis_one() {  # port sockname [extra args]: a Redis inside our namespace, TCP f
   for _ in $(seq 100); do redis-cli -s "$RUN/$sock.sock" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
   log "redis ($sock) did not come up, see $RUN/$sock.log"; return 1
 }
-redis_up() {
+redis_product() {
   # the product Redis keeps an append-only file so a restart (fault test) loses no event or queued task
-  redis_one 6379 redis --appendonly yes --appendfilename redis.aof --appendfsync everysec --save '' || return 1
+  redis_one 6379 redis --appendonly yes --appendfilename redis.aof --appendfsync everysec --save ''
+}
+redis_up() {
+  redis_product || return 1
   redis_one 6380 ctl --appendonly no --save ''
 }
 redis_down() {  # sockname
@@ -210,6 +213,6 @@ case "${1:-}" in
   pytest) shift; [ $# -eq 0 ] && set -- tests/kernel; cmd_oneshot pytest "$@" ;;
   exec) shift; cmd_oneshot exec "$@" ;;
   redis-stop) redis_down redis; log "product redis stopped" ;;
-  redis-start) net_up && redis_one 6379 redis --appendonly yes --appendfilename redis.aof --appendfsync everysec --save '' && log "product redis started" ;;
+  redis-start) net_up && redis_product && log "product redis started" ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;
 esac
