@@ -554,10 +554,17 @@ class Agent:
         return drift_mod.report(table, self.wire.dump() if dump is None else dump)
 
     def conntable(
-        self, service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500
+        self,
+        service: str | None = None,
+        client: str = "",
+        real: str = "",
+        state: str = "",
+        port: int | None = None,
+        limit: int = conntable_mod.DEFAULT_LIMIT,
     ) -> dict:
+        """The connection table, filtered, counted and ordered (conntable.query; bounded by its READ_MAX)."""
         return conntable_mod.query(
-            service=service, client=client, real=real, state=state, limit=limit, netns=self.netns
+            service=service, client=client, real=real, state=state, port=port, limit=limit, netns=self.netns
         )
 
     def _report_loop(self) -> None:

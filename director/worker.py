@@ -87,10 +87,15 @@ def apply(desired: dict, job_id: int | None = None) -> dict:
 
 @app.task(name="director.conntable")
 def conntable(
-    service: str | None = None, client: str = "", real: str = "", state: str = "", limit: int = 500
+    service: str | None = None,
+    client: str = "",
+    real: str = "",
+    state: str = "",
+    port: int | None = None,
+    limit: int = 100,
 ) -> dict:
-    """The live connection table, filtered and capped, like `ipvsadm -Lnc`."""
-    return agent().conntable(service=service, client=client, real=real, state=state, limit=limit)
+    """The live connection table like `ipvsadm -Lnc`: filtered, ordered, counted, capped (conntable.query)."""
+    return agent().conntable(service=service, client=client, real=real, state=state, port=port, limit=limit)
 
 
 @app.task(name="director.snapshot")

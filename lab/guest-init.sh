@@ -34,7 +34,13 @@ for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_v
   veth bridge ipip ip6_tunnel tun; do
   modprobe -q -d "$LAB_DIR/umlroot" "$m" 2>/dev/null
 done
-[ -e /proc/net/ip_vs ] || t "WARNING: ip_vs did not load"
+if [ ! -e /proc/net/ip_vs ]; then
+  # without IPVS every kernel test would only skip and the tier would look green: a guest that cannot load
+  # it is a broken lab, and pytest / exec guests stop here with a failure (a director guest's agent reports
+  # its own apply errors on the page)
+  t "FATAL: ip_vs did not load (modules under $LAB_DIR/umlroot?)"
+  case "$LAB_MODE" in pytest | exec) finish 3 ;; esac
+fi
 . "$LAB_REPO/lab/topo.sh"
 date +%s.%N >"$RUN/$LAB_NAME.topo"
 t "topology ready"

@@ -95,6 +95,9 @@ def agent(tmp_path, redis_url):
 
 
 def test_it_builds_the_classic_table_with_vip_and_masquerade(agent):
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:  # the topology turned it on: start from off
+        f.write("0\n")
+    assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "0"
     result = agent.apply_desired(demo_state().to_dict(), job_id=7)
     assert result["errors"] == []
     assert ipvsadm_table() == {

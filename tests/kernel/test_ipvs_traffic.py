@@ -119,6 +119,12 @@ def test_connection_counts_and_the_connection_table_show_a_held_connection(wire,
         assert row["virtual"] == f"{VIP}:5500"
         assert row["real"] == f"{RS[name]}:5500"
         assert row["proto"] == "tcp" and row["expire"] > 0
+        sid = f"tcp|{VIP}|5500"
+        assert table["states"] == {"ESTABLISHED": 1}
+        assert table["reals"] == {f"{sid}|{RS[name]}|5500": 1}
+        assert table["talkers"]["services"] == {sid: [["172.16.10.100", 1]]}
+        assert conntable.query(client="172.16.10.0/24", port=5500, state="established")["matched"] == 1
+        assert conntable.query(client="10.0.0.0/8")["matched"] == 0
         assert conntable.query(real=RS[name])["matched"] >= 1
         assert conntable.query(service=f"tcp|{VIP}|80", state="ESTABLISHED")["matched"] == 0
     finally:

@@ -40,7 +40,7 @@ def test_it_reports_connect_refused_and_timeout(health_servers, health_blackhole
         CheckSpec(checktype="connect", checktimeout=0.2),
         Target("127.0.0.1", health_blackhole, health_blackhole),
     )
-    assert result.reason == "connect timeout 0.2s" and 0.15 < result.latency < 0.8
+    assert result.reason == "connect timeout 0.2s" and 0.15 < result.latency < 3.0  # margin: a loaded 2-CPU CI box
 
 
 def test_it_pings_loopback_over_ipv4_and_ipv6():
@@ -102,7 +102,7 @@ def test_it_kills_an_external_check_that_overruns_checktimeout(script, tmp_path)
     prog = script(f"import os; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(30)\n")
     result = run(CheckSpec(checktype="external", external=prog, checktimeout=0.5), Target("127.0.0.1", 1, 1))
     assert not result.ok and result.reason == "external timeout 0.5s"
-    assert result.latency < 2.5
+    assert result.latency < 10  # killed at 0.5 s, not left to sleep 30 s (margin for a loaded machine)
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -41,7 +41,7 @@ def http_server(
 def test_it_reports_up_for_http_200(health_servers):
     result = run(CheckSpec(service="http"), http_server(health_servers))
     assert result.ok and result.reason == "HTTP 200"
-    assert 0 < result.latency < 1
+    assert 0 < result.latency < 5
 
 
 def test_it_reports_down_with_the_status_for_http_503(health_servers):
@@ -128,14 +128,14 @@ def test_it_reports_connection_refused(health_servers):
 def test_it_reports_a_connect_timeout(health_blackhole):
     result = run(CheckSpec(service="http", checktimeout=0.3, negotiatetimeout=2), health_blackhole)
     assert not result.ok and result.reason == "connect timeout 0.3s"
-    assert 0.25 < result.latency < 1.0
+    assert 0.25 < result.latency < 1.9  # below negotiatetimeout: the connect timeout cut it
 
 
 def test_it_times_out_a_server_slower_than_negotiatetimeout(health_servers):
     port = http_server(health_servers, delay=2.0)
     result = run(CheckSpec(service="http", negotiatetimeout=0.3), port)
     assert not result.ok and result.reason.startswith("timeout 0.3s")
-    assert result.latency < 1.0
+    assert result.latency < 1.9  # cut at 0.3 s, not after the server's 2 s (margin for a loaded machine)
 
 
 def test_it_fetches_an_absolute_url_through_an_http_proxy(health_servers):

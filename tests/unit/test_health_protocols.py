@@ -61,9 +61,9 @@ GARBAGE_SERVICES = ["smtp", "pop", "imap", "ftp", "nntp", "mysql", "pgsql", "lda
 
 @pytest.mark.parametrize("service", GARBAGE_SERVICES)
 def test_it_reports_garbage_replies_as_down(health_servers, service):
-    result = run(CheckSpec(service=service, negotiatetimeout=1), garbage(health_servers))
+    result = run(CheckSpec(service=service, negotiatetimeout=8), garbage(health_servers))
     assert not result.ok, result
-    assert result.latency < 1.5
+    assert result.latency < 6  # refused on the reply, not after the timeout (margin for a loaded machine)
 
 
 # ---- mail and news ---------------------------------------------------------------------------------------
