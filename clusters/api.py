@@ -4,7 +4,7 @@ Callers authenticate with ``Authorization: Bearer umw_…`` (tokens from `manage
 the token's user, with that user's permissions; session cookies are deliberately ignored here, which is what
 makes `csrf_exempt` safe: a browser cannot be tricked into sending a bearer header. Views are thin: creates and
 edits go through the pages' ModelForms (save_and_push), operations and deletes through services.py, live
-numbers come from stats.py / live.py, exactly as for the pages.
+numbers come from live.py, exactly as for the pages.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
 from . import choices as C
-from . import live, metrics, services, stats
+from . import live, metrics, services
 from .forms import DirectorForm, HostActionForm, RealServerForm, VirtualServiceForm, WeightForm
 from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
@@ -254,14 +254,13 @@ def change(request, form_class, instance, render, fixed=None):
 
 # -- reads -------------------------------------------------------------------------------------------------
 def director_detail_json(d: Director) -> dict:
-    snap = stats.snapshot(d.name)
-    summaries = [live.summarize_service(vs, snap) for vs in d.services.all()]
+    summary = live.summarize(d)
     return {
         **director_json(d),
-        "drift": (snap or {}).get("drift") or [],
+        "drift": summary.drift,
         "services": [
             {**service_json(s.service), "healthy": s.healthy, "total": s.total, "live": s.live}
-            for s in summaries
+            for s in summary.services
         ],
     }
 

@@ -1,6 +1,6 @@
 """Turn what agents report through Redis into rows: events, health flips, applied revisions, heartbeats.
 
-Agents XADD to one stream (director/keys.EVENTS_STREAM). We keep our read position in Redis and create
+Agents XADD to one stream, read through the gateway (agents.py). We keep our read position in Redis and create
 Events with the agent's own id as `source_id`, so reading the same entry twice (a crash between insert
 and cursor update, or an agent re-sending its disk buffer) never duplicates a row, and nothing is skipped.
 """
@@ -11,19 +11,17 @@ import datetime as dt
 import json
 import logging
 
-import redis
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from director import keys
+from director.keys import dest_key_for, service_key_for
 
+from . import agents
 from . import choices as C
 from .models import ApplyJob, Director, Event, RealServer, VirtualService
-from .stats import client, dest_key_for, service_key_for
 
 log = logging.getLogger(__name__)
-CURSOR_KEY = "umw:events:cursor"
 
 
 def _when(fields: dict) -> dt.datetime:
@@ -105,37 +103,29 @@ def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
 
 def ingest(max_entries: int = 5000, block_ms: int | None = None) -> int:
     """Read new stream entries (bounded), store them, advance the cursor. Returns how many were read."""
-    r = client()
-    cursor = r.get(CURSOR_KEY) or "0-0"
-    try:
-        batch = r.xread({keys.EVENTS_STREAM: cursor}, count=max_entries, block=block_ms)
-    except redis.RedisError as exc:
-        log.warning("cannot read events: %s", exc)
+    entries = agents.read_events(max_entries, block_ms)
+    if not entries:
         return 0
-    if not batch:
-        return 0
-    entries = batch[0][1]
     lookup = _Lookup()
     for entry_id, fields in entries:
         try:
             apply_entry(fields, lookup)
         except Exception:  # one bad entry must not block the stream forever
             log.exception("bad event entry %s: %s", entry_id, fields)
-        r.set(CURSOR_KEY, entry_id)
+        agents.ack_event(entry_id)
     return len(entries)
 
 
 def refresh_heartbeats() -> None:
     """Copy agent heartbeats into Director.last_seen/state (the overview sorts and filters on them)."""
-    r = client()
     now = timezone.now()
-    for director in Director.objects.all():
-        try:
-            raw = r.get(keys.heartbeat_key(director.name))
-        except redis.RedisError:
-            return
-        if raw:
-            hb = json.loads(raw)
+    directors = list(Director.objects.all())
+    beats = agents.heartbeats([d.name for d in directors])
+    if beats is None:  # Redis unreachable: we cannot tell, so leave every state as it is
+        return
+    for director in directors:
+        hb = beats[director.name]
+        if hb:
             seen = dt.datetime.fromtimestamp(float(hb["time"]), tz=dt.UTC)
             if director.last_seen is None or seen > director.last_seen:
                 director.last_seen = seen

@@ -1,6 +1,6 @@
 """Live data shaped for pages: per-director totals, per-real rows, sparklines and the connection table.
 
-stats.py reads Redis; this module turns what it read into the few numbers a page shows, as pure functions
+agents.py reads Redis; this module turns what it read into the few numbers a page shows, as pure functions
 where possible, so the arithmetic is tested without a browser and the views stay a handful of lines.
 A director that has never reported simply has no numbers: every function here copes with `None`.
 """
@@ -17,15 +17,14 @@ from django.utils import timezone
 
 from director import keys
 
+from . import agents
 from . import choices as C
-from . import stats
 from .models import ApplyJob, Director, RealServer, VirtualService
 
 log = logging.getLogger(__name__)
 
 RATES = ("cps", "inpps", "outpps", "inbps", "outbps")
 COUNTS = ("active", "inactive", "persistent")
-CONNTABLE_TASK = "director.conntable"
 CONNTABLE_LIMIT = 500
 # A job older than this is history, not something the row should still announce.
 RECENT_JOB = timedelta(minutes=10)
@@ -47,7 +46,7 @@ def poll_every(*, live: bool, pending: bool = False) -> int:
 # -- agent state -------------------------------------------------------------------------------------------
 def refresh_last_seen(director: Director) -> Director:
     """Fold the live heartbeat into `director.last_seen` (in memory) so status is fresh between ingests."""
-    hb = stats.heartbeat(director.name)
+    hb = agents.heartbeat(director.name)
     if hb and hb.get("time"):
         seen = datetime.fromtimestamp(float(hb["time"]), tz=UTC)
         if director.last_seen is None or seen > director.last_seen:
@@ -118,7 +117,7 @@ class DirectorSummary:
 
 
 def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:
-    svc_snap = ((snap or {}).get("services") or {}).get(stats.service_key_for(vs))
+    svc_snap = ((snap or {}).get("services") or {}).get(keys.service_key_for(vs))
     reals = list(vs.reals.all())
     if svc_snap is not None:
         healthy = int(svc_snap.get("healthy", 0))
@@ -132,7 +131,7 @@ def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:
 def summarize(director: Director, now=None) -> DirectorSummary:
     """Status, per-service health counts and totals for one director (one Redis GET for the snapshot)."""
     refresh_last_seen(director)
-    snap = stats.snapshot(director.name)
+    snap = agents.snapshot(director.name)
     summary = DirectorSummary(director, director.agent_status(now), snap, snapshot_age(snap))
     summary.services = [summarize_service(vs, snap) for vs in director.services.all()]
     summary.totals = {k: sum(s.numbers[k] for s in summary.services) for k in COUNTS + RATES}
@@ -215,17 +214,23 @@ def real_rows(
     servers = list(service.reals.all() if servers is None else servers)
     name = service.director.name
     if snap is _UNREAD:
-        snap = stats.snapshot(name)
-    dests = (((snap or {}).get("services") or {}).get(stats.service_key_for(service)) or {}).get(
+        snap = agents.snapshot(name)
+    dests = (((snap or {}).get("services") or {}).get(keys.service_key_for(service)) or {}).get(
         "dests"
     ) or {}
-    ids = [stats.dest_key_for(s) for s in servers]
-    histories = stats.histories(name, ids, points)
+    ids = [keys.dest_key_for(s) for s in servers]
+    histories = agents.histories(name, ids, points)
     jobs = latest_jobs(servers)
     return [
         RealRow(s, dests.get(did), histories.get(did, []), jobs.get(s.pk))
         for s, did in zip(servers, ids, strict=True)
     ]
+
+
+def service_live(service: VirtualService) -> tuple[ServiceSummary, list[RealRow]]:
+    """A service's summary and its real-server rows, from one snapshot read (the service page and its poll)."""
+    snap = agents.snapshot(service.director.name)
+    return summarize_service(service, snap), real_rows(service, snap=snap)
 
 
 # -- sparklines --------------------------------------------------------------------------------------------
@@ -344,31 +349,18 @@ def conntable(
 
     Any failure (no agent listening, broker down, a bad answer) becomes a message on the page, never a 500:
     the connection table is a diagnostic, and diagnostics are needed most when something is broken.
-    The request expires quickly so an agent coming back does not work through a backlog of stale queries.
     """
-    from ultramonkey_web.celery import app
-
     timeout = float(getattr(settings, "UMW_CONNTABLE_TIMEOUT", 3))
-    kwargs = {
-        "service": stats.service_key_for(service) if service else None,
-        "client": client,
-        "real": real,
-        "state": state,
-        "limit": limit,
-    }
     try:
-        result = app.send_task(
-            CONNTABLE_TASK,
-            kwargs=kwargs,
-            queue=director.queue,
-            expires=max(timeout * 2, 5),
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        answer = agents.ask_conntable(
+            director.queue,
+            timeout,
+            service=keys.service_key_for(service) if service else None,
+            client=client,
+            real=real,
+            state=state,
+            limit=limit,
         )
-        try:
-            answer = result.get(timeout=timeout, propagate=True)
-        finally:
-            result.forget()
     except Exception as exc:  # timeout, broker down, agent raised: all mean "no table now"
         log.info("conntable for %s failed: %r", director, exc)
         if exc.__class__.__name__ == "TimeoutError":

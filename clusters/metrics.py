@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from director.keys import dest_key_for, service_key_for
+
+from . import agents, live
 from . import choices as C
-from . import live, stats
 from .models import Director
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -184,13 +186,13 @@ def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Fami
         _director(out, director, snap, now)
         svc_snaps = (snap or {}).get("services") or {}
         for vs in director.services.all():
-            svc_snap = svc_snaps.get(stats.service_key_for(vs))
+            svc_snap = svc_snaps.get(service_key_for(vs))
             s = {"director": director.name, "service": vs.label}
             if svc_snap is not None:
                 _service(out, svc_snap, **s)
             dests = (svc_snap or {}).get("dests") or {}
             for server in vs.reals.all():
-                _real(out, live.RealRow(server, dests.get(stats.dest_key_for(server)), [], None), **s)
+                _real(out, live.RealRow(server, dests.get(dest_key_for(server)), [], None), **s)
     return list(out.values())
 
 
@@ -199,7 +201,7 @@ def gather() -> tuple[list[Director], dict[str, dict | None]]:
     directors = list(Director.objects.prefetch_related("services__reals"))
     for director in directors:
         live.refresh_last_seen(director)
-    return directors, {d.name: stats.snapshot(d.name) for d in directors}
+    return directors, {d.name: agents.snapshot(d.name) for d in directors}
 
 
 def exposition(now=None) -> str:

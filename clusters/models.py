@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from director import keys
 from director.failover import DEFAULT_INTERVAL, DEFAULT_PORT
 
 from . import choices as C
@@ -147,7 +148,7 @@ class Director(models.Model):
 
     @property
     def queue(self) -> str:
-        return self.agent_queue or f"director.{self.name}"
+        return self.agent_queue or keys.queue(self.name)
 
     def clean(self) -> None:
         if self.lan_subnet:
@@ -527,7 +528,6 @@ class ApplyJob(models.Model):
     revision = models.PositiveIntegerField()
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     reason = models.CharField(max_length=200, blank=True)
-    task_id = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(max_length=8, choices=C.JobStatus.choices, default=C.JobStatus.PENDING)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)

@@ -14,16 +14,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from director.keys import dest_key_for
+
+from . import agents
 from . import choices as C
 from .desired import desired_state
 from .models import ApplyJob, Director, Event, RealServer
-from .stats import dest_key_for
 
 log = logging.getLogger(__name__)
-
-APPLY_TASK = "director.apply"
-# A click must not hang on a dead broker: two quick retries, then the job shows the error.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 def record(
@@ -54,21 +52,6 @@ def record(
     )
 
 
-def send_to_agent(director: Director, desired: dict, job_id: int | None) -> str:
-    """Queue the desired state for the director's agent; returns the Celery task id."""
-    from ultramonkey_web.celery import app
-
-    result = app.send_task(
-        APPLY_TASK,
-        args=[desired],
-        kwargs={"job_id": job_id},
-        queue=director.queue,
-        retry=True,
-        retry_policy=PUBLISH_RETRY,
-    )
-    return result.id
-
-
 @transaction.atomic
 def push(director: Director, *, user=None, reason: str = "", server: RealServer | None = None) -> ApplyJob:
     """Bump the desired revision and send the new desired state to the director after commit."""
@@ -85,14 +68,12 @@ def push(director: Director, *, user=None, reason: str = "", server: RealServer 
 
     def _send() -> None:
         try:
-            task_id = send_to_agent(director, desired, job.pk)
+            agents.send_desired(director.queue, desired, job.pk)
         except Exception as exc:  # broker down: the job shows the error, the next push carries everything
             log.warning("could not queue apply for %s: %s", director, exc)
             ApplyJob.objects.filter(pk=job.pk).update(
                 status=C.JobStatus.FAILED, error=f"broker unreachable: {exc}", finished=timezone.now()
             )
-            return
-        ApplyJob.objects.filter(pk=job.pk).update(task_id=task_id)
 
     transaction.on_commit(_send)
     return job
@@ -136,7 +117,7 @@ def decommission(director: Director, *, user=None) -> None:
 
     def _send() -> None:
         try:
-            send_to_agent(director, last, None)
+            agents.send_desired(director.queue, last, None)
         except Exception as exc:  # broker down: say so; the agent keeps its table until told again
             record(C.EventKind.APPLY, f"could not tell {last['director']} to clear its kernel: {exc}",
                    level=C.Level.ERROR)  # fmt: skip

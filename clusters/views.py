@@ -1,4 +1,4 @@
-"""Dashboard views: thin; logic lives in services.py (writes), stats.py and live.py (live reads).
+"""Dashboard views: thin; logic lives in services.py (writes) and live.py (live reads).
 
 One view serves a page and its live fragment: with HX-Request the same view renders only the
 `{% partialdef %}` the page polls. A poll for an object that was deleted gets HTTP 286, which tells htmx to
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from . import choices as C
-from . import live, services, stats
+from . import live, services
 from .forms import (
     ConnFilterForm,
     DirectorForm,
@@ -114,9 +114,7 @@ def service_detail(request, pk):
     if service is None:
         return _gone(request, "This virtual service no longer exists.")
     director = live.refresh_last_seen(service.director)
-    snap = stats.snapshot(director.name)
-    summary = live.summarize_service(service, snap)
-    rows = live.real_rows(service, snap=snap)
+    summary, rows = live.service_live(service)
     context = {
         "service": service,
         "director": director,

@@ -28,13 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["UMW_STATE_DIR"] = args.state_dir
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from .keys import queue
     from .worker import app
 
     app.worker_main(
         [
             "worker",
             "-Q",
-            f"director.{args.name}",
+            queue(args.name),
             "-P",
             "solo",
             "-c",

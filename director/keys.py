@@ -1,6 +1,9 @@
-"""Redis key names and identity strings shared by the agent (writer) and the dashboard (reader).
+"""The contract between the agent and the central side: Redis key names, task names, queues and identities.
 
-Kept in the director package because the agent must not import Django; the web side imports this module.
+Kept in the director package because the agent must not import Django; on the central side only the gateway
+(clusters/agents.py) uses the key, stream and task names, while the identities (`service_key_for`,
+`dest_key_for`) are used wherever a database row must be matched with what an agent reported. Every name
+is defined here once, so writer and reader cannot drift apart.
 """
 
 from __future__ import annotations
@@ -9,9 +12,22 @@ import ipaddress
 
 EVENTS_STREAM = "umw:events"  # XADD by agents, consumed by the central worker into Event rows
 EVENTS_MAXLEN = 100_000
+EVENTS_CURSOR_KEY = "umw:events:cursor"  # the central side's read position in EVENTS_STREAM
 HISTORY_POINTS = 1800  # one hour at one sample every 2 s
 STATS_TTL = 30  # seconds a stats snapshot stays readable after the agent stops writing
 HEARTBEAT_TTL = 300
+
+
+# Celery task names the agent's worker registers (director/worker.py) and the central side sends by name.
+APPLY_TASK = "director.apply"
+CONNTABLE_TASK = "director.conntable"
+SNAPSHOT_TASK = "director.snapshot"
+PING_TASK = "director.ping"
+
+
+def queue(director: str) -> str:
+    """The Celery queue a director's agent consumes: one per director, so work for one never waits on another."""
+    return f"director.{director}"
 
 
 def heartbeat_key(director: str) -> str:
@@ -40,3 +56,14 @@ def service_id(protocol: str, address: str = "", port: int = 0, fwmark: int = 0,
 def dest_id(svc_id: str, address: str, port: int) -> str:
     """Stable text id of a real server inside a service."""
     return f"{svc_id}|{_host(address)}|{int(port)}"
+
+
+def service_key_for(svc) -> str:
+    """`service_id` of anything shaped like a virtual service: a desired ServiceSpec, a kernel Service, or a
+    dashboard VirtualService row (protocol, address, port, fwmark, family; empty address/port for fwmark)."""
+    return service_id(svc.protocol, svc.address or "", svc.port or 0, svc.fwmark or 0, svc.family)
+
+
+def dest_key_for(real, svc=None) -> str:
+    """`dest_id` of a real server (address, port) inside `svc`, by default its own `.service` (a RealServer row)."""
+    return dest_id(service_key_for(real.service if svc is None else svc), real.address, real.port)

@@ -12,6 +12,7 @@ import os
 from celery import Celery, bootsteps
 from celery.signals import worker_ready
 
+from . import keys
 from .agent import Agent
 
 REDIS_URL = os.environ.get("UMW_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -79,13 +80,13 @@ def _mark_ready(sender=None, **kwargs):
             f.write(f"{time.time():.3f}")
 
 
-@app.task(name="director.apply")
+@app.task(name=keys.APPLY_TASK)
 def apply(desired: dict, job_id: int | None = None) -> dict:
     """Make the kernel match `desired` (the whole state, not a delta) and report per-operation results."""
     return agent().apply_desired(desired, job_id=job_id)
 
 
-@app.task(name="director.conntable")
+@app.task(name=keys.CONNTABLE_TASK)
 def conntable(
     service: str | None = None,
     client: str = "",
@@ -98,12 +99,12 @@ def conntable(
     return agent().conntable(service=service, client=client, real=real, state=state, port=port, limit=limit)
 
 
-@app.task(name="director.snapshot")
+@app.task(name=keys.SNAPSHOT_TASK)
 def snapshot() -> dict:
     """The current kernel table with stats and health, as the reporter publishes it."""
     return agent().snapshot()
 
 
-@app.task(name="director.ping")
+@app.task(name=keys.PING_TASK)
 def ping() -> dict:
     return {"director": agent().name, "revision": agent().revision}

@@ -26,8 +26,3 @@ app.conf.update(
     },
 )
 app.autodiscover_tasks(["clusters"])
-
-
-def director_queue(name: str) -> str:
-    """The queue a director's agent consumes: one per director, so work for one never waits on another."""
-    return f"director.{name}"

@@ -7,7 +7,7 @@ so a slow database never piles up work: the next tick just continues from the st
 from celery import shared_task
 from django.db.models import F
 
-from .. import ingest, services, stats
+from .. import agents, ingest, services
 from ..models import Director
 
 
@@ -27,12 +27,12 @@ def ingest_events() -> int:
 def follow_up() -> int:
     """Resend desired state to live agents that are behind; finish drains whose connections have gone."""
     for director in Director.objects.filter(applied_revision__lt=F("desired_revision")):
-        services.resync(director, stats.heartbeat(director.name))
+        services.resync(director, agents.heartbeat(director.name))
     moved = 0
     for director in (
         Director.objects.filter(services__reals__admin_state="draining")
         .exclude(services__reals__after_drain="")
         .distinct()
     ):
-        moved += services.finish_drains(stats.dest_stats(director.name), director)
+        moved += services.finish_drains(agents.dest_stats(director.name), director)
     return moved

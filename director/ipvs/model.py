@@ -248,7 +248,7 @@ def dest_label(dest: Dest) -> str:
 
 
 def service_id_of(svc: Service) -> str:
-    return keys.service_id(svc.protocol, svc.address, svc.port, svc.fwmark, svc.family)
+    return keys.service_key_for(svc)
 
 
 def dest_id_of(sid: str, dest: Dest) -> str:

@@ -7,17 +7,19 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _redis_settings(settings, redis_url, redis_client):
-    from clusters import stats
+    from clusters import agents
+    from ultramonkey_web.celery import app
 
     settings.REDIS_URL = redis_url
     settings.CELERY_BROKER_URL = redis_url
-    stats.client.cache_clear()
-    from ultramonkey_web.celery import app
-
+    agents.client.cache_clear()
+    # The gateway sends through celery.current_app; a test worker (celery.contrib.testing) makes its own app
+    # current and leaves it so, so every test starts with the project's app current again.
+    app.set_current()
     app.conf.broker_url = redis_url
     app.conf.result_backend = redis_url
     yield
-    stats.client.cache_clear()
+    agents.client.cache_clear()
 
 
 @pytest.fixture

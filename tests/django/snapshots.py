@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from clusters.stats import dest_key_for, service_key_for
 from director import keys
+from director.keys import dest_key_for, service_key_for
 
 
 def dest(server, active=0, inactive=0, persistent=0, up=True, reason="HTTP 200", latency=0.004, **rates):

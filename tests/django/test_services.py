@@ -1,5 +1,6 @@
 """Every change goes through services.py: rows change, an audit Event names the user, the agent is told."""
 
+import base64
 import json
 
 import pytest
@@ -27,8 +28,11 @@ def test_it_drains_with_an_audit_event_and_a_queued_apply(
     event = Event.objects.get(kind="user")
     assert event.user == operator and "drain" in event.message and event.server == rs1
     job.refresh_from_db()
-    body = json.loads(redis_client.lindex("director.lab1", 0))
-    assert body["headers"]["task"] == "director.apply" and job.task_id == body["headers"]["id"]
+    message = json.loads(redis_client.lindex("director.lab1", 0))
+    # fire and forget: the agent answers through the event stream, so no Celery result is asked for
+    assert message["headers"]["task"] == "director.apply" and message["headers"]["ignore_result"] is True
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert kwargs == {"job_id": job.pk} and args[0]["revision"] == job.revision
 
 
 def test_it_sends_the_whole_desired_state_with_the_new_weight(demo, operator):
@@ -56,7 +60,7 @@ def test_it_refuses_an_out_of_range_weight(demo):
 
 
 def test_it_finishes_a_drain_only_once_connections_are_gone(demo, operator):
-    from clusters.stats import dest_key_for
+    from director.keys import dest_key_for
 
     rs1 = _reals(demo, "192.168.1.4").get(service__port=80)
     services.drain(rs1, operator, then="maintenance")

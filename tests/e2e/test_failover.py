@@ -1,7 +1,7 @@
 """A director pair in the lab: lab1 (priority 150) and lab2 (100) share the VIP 100.64.0.200 on the lab bridge.
 
 No dashboard and no database here: the desired states go straight to the agents' queues, the way
-clusters/services.send_to_agent sends them, so what is proven is the agents' own protocol (director/failover.py)
+clusters/agents.send_desired sends them, so what is proven is the agents' own protocol (director/failover.py)
 with the central side doing nothing at all. Every guest has its own client/rs1/rs2 topology; the VIP's
 service goes to that guest's rs1/rs2, so whichever director is MASTER answers.
 
