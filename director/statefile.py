@@ -12,13 +12,19 @@ import tempfile
 
 
 def save_json(path: str, data) -> None:
+    write_text(path, json.dumps(data))
+
+
+def write_text(path: str, text: str, mode: int = 0o600) -> None:
+    """Write a file atomically (temporary file, fsync, rename): a crash leaves the old or the new content."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+            f.write(text)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

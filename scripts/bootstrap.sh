@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what Ultra Monkey Web needs on a Debian/Ubuntu machine (as root), idempotently:
-# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables; with --test also chromium and ldirectord),
+# Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables, keepalived for director pairs; with --test
+# also chromium and ldirectord),
 # then the project's virtualenv in .venv. Safe to run on every `make run` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables iproute2 procps kmod iptables bc curl"
+PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables keepalived iproute2 procps kmod iptables bc curl"
 # only for `make test`: the browser for Playwright, and ldirectord as the reference the importer is compared with
 [ "${1:-}" = --test ] && PKGS="$PKGS chromium ldirectord"
 missing=""
@@ -16,6 +17,9 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
   # ldirectord is only a test oracle here: never leave its service enabled on the machine
   case " $missing " in *" ldirectord "*) command -v systemctl >/dev/null && systemctl disable --now ldirectord >/dev/null 2>&1 || true ;; esac
+  # keepalived runs only under the agent (its own config, pid files and namespace in the agent's state
+  # directory): a system keepalived.service we just installed stays off, so it never holds a VIP of its own
+  case " $missing " in *" keepalived "*) command -v systemctl >/dev/null && systemctl disable --now keepalived >/dev/null 2>&1 || true ;; esac
 fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
