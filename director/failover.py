@@ -22,7 +22,8 @@ capture), or when its sequence number does not grow (a replay inside the window)
 * priority 0 in an advert means "I am leaving" (a graceful stop): the backup takes over at once.
 
 `Runner` adds the transport (anything with send(bytes) and recv(timeout) -> bytes | None) and the advert
-schedule; the agent runs it in a thread over `UdpTransport`, the unit tests over a fake network and a fake clock.
+schedule; the agent's pair part (pair.py) runs it in a thread over `UdpTransport`, the unit tests over a fake
+network and a fake clock.
 `garp_frame()` builds the gratuitous ARP a new MASTER sends for each IPv4 VIP, so neighbours switch to it
 without waiting for their ARP entries to expire; `send_garp()` puts it on the wire with an AF_PACKET socket.
 """
@@ -66,7 +67,7 @@ class Config:
     priority: int = DEFAULT_PRIORITY
     interval: float = DEFAULT_INTERVAL
     preempt: bool = True
-    sync_daemon: bool = True  # IPVS connection sync between the pair (agent.py, _ensure_sync)
+    sync_daemon: bool = True  # IPVS connection sync between the pair (host.py, Host.ensure_sync)
     sync_id: int = 0
 
     @classmethod

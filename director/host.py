@@ -1,0 +1,140 @@
+"""The director host: the IPVS table, the VIPs, ip_forward, masquerade and the IPVS sync daemons.
+
+The one part of the agent that changes the kernel. It has no opinion about roles: the caller says which VIPs to
+hold and which sync daemons to run (in a pair, the pair part decides that), so the pair protocol can be
+replaced without touching how the kernel is programmed. Not thread-safe: the agent calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import conntable, keys, netfilter, policy, sysctl, vip
+from .desired import DesiredState
+from .ipvs import model as ipvs_model
+from .ipvs import plan as ipvs_plan
+from .ipvs import wire as ipvs_wire
+
+log = logging.getLogger(__name__)
+
+Sync = tuple[str, int]  # (WAN interface, sync id) of the IPVS connection sync daemons
+
+
+def kernel_table(state: DesiredState | None, health: dict[str, bool | None]) -> list[ipvs_model.Service]:
+    """Desired kernel services with their dests, from desired state and health (policy.py decides weights)."""
+    table = []
+    for spec in state.services if state else ():
+        sid = keys.service_key_for(spec)
+        by_real = {r.key: health.get(keys.dest_id(sid, r.address, r.port)) for r in spec.reals}
+        table.append(ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, by_real)))
+    return table
+
+
+class Host:
+    """Makes this director's kernel match a desired state, touching only what changed."""
+
+    def __init__(self, netns: str | None = None):
+        self.netns = netns
+        self.wire = ipvs_wire.Wire(netns=netns) if netns else ipvs_wire.Wire()
+        # remembers the kernel table it last left, so a drain or a flip costs its own ops, not a full dump
+        # (a full dump still happens on start, after an error, and at least once a minute)
+        self.reconciler = ipvs_plan.Reconciler(self.wire, full_every=60.0)
+        self._applied: tuple | None = None  # host settings last applied without error
+
+    def reconcile(
+        self,
+        state: DesiredState,
+        health: dict[str, bool | None],
+        vips: tuple[str, ...],
+        sync: Sync | None,
+        force_host: bool = False,
+        full: bool = False,
+    ) -> dict:
+        """Make the kernel match; returns {"ops": n, "errors": [...]}.
+
+        The host settings (ip_forward, VIPs, masquerade, sync daemons) are only touched when they changed since
+        the last successful apply, or when forced (agent start): a drain click must cost one netlink diff, not
+        an nft run. A failing host setting is reported and the IPVS part still goes ahead.
+        """
+        errors: list[str] = []
+        ops = 0
+        host = (state.ip_forward, state.wan_interface, vips, state.masquerade, sync)
+        if force_host or host != self._applied:
+            host_errors = []
+            for label, fn in (
+                (
+                    "ip_forward",
+                    lambda: sysctl.set_ip_forward(True, netns=self.netns) if state.ip_forward else None,
+                ),
+                ("vips", lambda: vip.ensure(state.wan_interface, list(vips), netns=self.netns)),
+                (
+                    "masquerade",
+                    lambda: netfilter.ensure_masquerade(
+                        state.wan_interface, list(state.masquerade), netns=self.netns
+                    ),
+                ),
+                ("sync", lambda: self.ensure_sync(*sync) if sync else None),
+            ):
+                if label != "ip_forward" and not state.wan_interface:
+                    continue
+                try:
+                    fn()
+                except Exception as exc:  # reported; the IPVS part still goes ahead
+                    host_errors.append(f"{label}: {exc}")
+            errors += host_errors
+            self._applied = None if host_errors else host
+        try:
+            report = self.reconciler(kernel_table(state, health), full=full)
+            ops += report.ops_done
+            errors += [str(e) for e in report.errors]
+        except Exception as exc:
+            log.exception("IPVS apply failed")
+            errors.append(f"ipvs: {exc}")
+        return {"ops": ops, "errors": errors}
+
+    def apply_vips(self, state: DesiredState | None, vips: tuple[str, ...]) -> dict:
+        """Only the VIPs, for a role change: the takeover time is what a client waits, so no nft run, no sysctl,
+        no IPVS diff (in a pair the table is already programmed on both directors)."""
+        if state is None or not state.wan_interface:
+            return {"ops": 0, "errors": []}
+        try:
+            done = vip.ensure(state.wan_interface, list(vips), netns=self.netns)
+        except Exception as exc:
+            self._applied = None  # the next reconcile retries the host settings
+            return {"ops": 0, "errors": [f"vips: {exc}"]}
+        if self._applied is not None:
+            ip_forward, wan, _, masquerade, sync = self._applied
+            self._applied = (ip_forward, wan, vips, masquerade, sync)
+        return {"ops": len(done["added"]) + len(done["removed"]), "errors": []}
+
+    def ensure_sync(self, wan: str, sync_id: int) -> None:
+        """Both IPVS sync daemons on both directors of a pair, whatever the role: the MASTER's master daemon
+        multicasts its connections on the WAN, the BACKUP's backup daemon keeps a copy, so a new MASTER finds
+        the established connections already in its table. A BACKUP's master daemon has nothing to send, and
+        not switching daemons (kernel threads) on a role change keeps that work off the takeover's path."""
+        running = self.wire.daemons()
+        for role in ("master", "backup"):
+            current = running.get(role)
+            if current == {"ifname": wan, "sync_id": sync_id}:
+                continue
+            if current:
+                self.wire.stop_daemon(role)
+            self.wire.start_daemon(role, wan, sync_id)
+
+    def dump(self) -> list[ipvs_model.Service]:
+        """The kernel's IPVS table with counters (one netlink dump)."""
+        return self.wire.dump()
+
+    def conntable(
+        self,
+        service: str | None = None,
+        client: str = "",
+        real: str = "",
+        state: str = "",
+        port: int | None = None,
+        limit: int = conntable.DEFAULT_LIMIT,
+    ) -> dict:
+        """The connection table in this director's namespace (conntable.query; bounded by its READ_MAX)."""
+        return conntable.query(
+            service=service, client=client, real=real, state=state, port=port, limit=limit, netns=self.netns
+        )
