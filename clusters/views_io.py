@@ -25,7 +25,7 @@ from .exporters.fromdb import export_director
 from .importers import FORMATS as IMPORT_FORMATS
 from .importers import HostsMap, MemorySources, parse
 from .importers.apply import apply_plan
-from .importers.plan import MAX_FILE_BYTES, MAX_FILES
+from .importers.plan import MAX_FILE_BYTES, MAX_FILES, normalize_newlines
 from .models import Director, Event
 
 IMPORT_PERMS = ("clusters.add_virtualservice", "clusters.add_realserver")
@@ -79,19 +79,28 @@ class ImportForm(forms.Form):
         required=False, label="Replace the director's current virtual services (otherwise they are kept)"
     )
 
+    def clean_text(self):
+        """A pasted configuration always arrives with CRLF (browsers normalise textarea newlines so): LF it."""
+        return normalize_newlines(self.cleaned_data["text"])[0]
+
     def clean(self):
         data = super().clean()
         uploads = data.get("files") or []
         if len(uploads) > MAX_FILES:
             raise forms.ValidationError(f"At most {MAX_FILES} files.")
         files: dict[str, str] = {}
+        crlf: list[str] = []
         for upload in uploads:
             if upload.size > MAX_FILE_BYTES:
                 raise forms.ValidationError(f"{upload.name} is larger than {MAX_FILE_BYTES // 1024} KiB.")
-            files[Path(upload.name).name] = upload.read().decode("utf-8", errors="replace")
+            name = Path(upload.name).name
+            files[name], had_cr = normalize_newlines(upload.read().decode("utf-8", errors="replace"))
+            if had_cr:
+                crlf.append(name)
         if not files and not data.get("text", "").strip():
             raise forms.ValidationError("Choose a file or paste the configuration.")
         data["file_texts"] = files
+        data["crlf_files"] = crlf
         return data
 
 
@@ -111,9 +120,13 @@ def _parse(pending: dict):
     else:
         name = next(iter(files))
         text = files[name]
-    return parse(
+    plan = parse(
         text, pending["format"], filename=name, hosts=_hosts(pending["hosts"]), sources=MemorySources(files)
     )
+    for crlf in pending.get("crlf", ()):
+        # once per file, not once per line: the file was read with its CRLF line ends as plain newlines
+        plan.warn(crlf, 0, "Windows (CRLF) line ends: read as plain newlines")
+    return plan
 
 
 def index(request):
@@ -137,6 +150,7 @@ def import_upload(request):
             "format": d["format"],
             "text": d["text"],
             "files": d["file_texts"],
+            "crlf": d["crlf_files"],
             "hosts": d["hosts"],
             "replace": d["replace"],
         }

@@ -31,6 +31,10 @@ stop_all  # leftovers of a previous run
 trap 'log "stopping..."; stop_all; log "stopped"; exit 0' INT TERM
 trap 'stop_all' EXIT
 
+# the web process refuses to start without a SECRET_KEY (DEBUG is off): one random key, kept in run/
+[ -s "$RUN/secret_key" ] || (umask 077; $PY -c 'import secrets; print(secrets.token_urlsafe(50))' >"$RUN/secret_key")
+export SECRET_KEY=${SECRET_KEY:-$(cat "$RUN/secret_key")}
+
 log "starting the lab director (UML guest) and its Redis"
 lab/lab.sh up 1 --traffic || { log "lab failed to start"; exit 1; }
 export REDIS_URL="unix://$UMW_LAB_DIR/run/redis.sock"

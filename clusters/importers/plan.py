@@ -339,6 +339,17 @@ class MemorySources(Sources):
         return sorted(n for n in self.files if fnmatch.fnmatch(n, base))[:MAX_FILES]
 
 
+def normalize_newlines(text: str) -> tuple[str, bool]:
+    """CRLF (and lone CR) line ends as LF; True when there were any.
+
+    Browsers send a pasted textarea with CRLF whatever the user copied, and files saved on Windows have them;
+    the daemons would read `quiescent = yes\r` and choke, so the upload paths normalise before parsing.
+    """
+    if "\r" not in text:
+        return text, False
+    return text.replace("\r\n", "\n").replace("\r", "\n"), True
+
+
 def split_lines(text: str) -> list[str]:
     """Lines as the daemons read them: split on newlines only (a stray CR stays in the value)."""
     lines = text.split("\n")

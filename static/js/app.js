@@ -1,13 +1,26 @@
 // The few lines of behaviour htmx does not give us; no framework.
 (function () {
   "use strict";
-  // Polls run only while the tab is visible and nobody is typing inside the polled element
-  // (a 2 s refresh must not eat a half-typed weight).
-  window.umwPoll = function (id) {
+  // Polls run only while the tab is visible and nobody is typing inside the polled element (a 2 s refresh
+  // must not eat a half-typed weight). Polled elements carry data-poll and hx-trigger="every Ns, umw:visible";
+  // the guard is an event listener, not an hx-trigger filter, because filters need eval and the
+  // Content-Security-Policy forbids it (htmx runs with allowEval: false).
+  function mayPoll(el) {
     if (document.visibilityState !== "visible") return false;
-    var el = id && document.getElementById(id);
-    return !(el && el.contains(document.activeElement) && document.activeElement.tagName === "INPUT");
-  };
+    var active = document.activeElement;
+    return !(active && active.tagName === "INPUT" && el.contains(active));
+  }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var el = e.detail.elt;
+    if (el && el.hasAttribute && el.hasAttribute("data-poll") && !mayPoll(el)) e.preventDefault();
+  });
+  // Back on a hidden tab: refresh at once instead of waiting for the next tick.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState !== "visible" || !window.htmx) return;
+    document.querySelectorAll("[data-poll]").forEach(function (el) {
+      window.htmx.trigger(el, "umw:visible");
+    });
+  });
   // The live log only grows at the top; keep the page light by dropping the oldest rows past 500.
   document.addEventListener("htmx:afterSwap", function () {
     var rows = document.querySelectorAll("#log-rows tr[data-id]");

@@ -87,3 +87,28 @@ def test_it_preselects_the_director_from_the_query_string(client, admin_user, di
     client.force_login(admin_user)
     page = client.get(reverse("io_import") + f"?director={other.pk}").content.decode()
     assert f'<option value="{other.pk}" selected>lb2</option>' in page
+
+
+def test_it_reads_pasted_text_with_crlf_line_ends_as_the_file(client, admin_user, director):
+    """Browsers submit a textarea with CRLF; `quiescent = yes\\r` must not be refused."""
+    client.force_login(admin_user)
+    text = read("ldirectord-ultramonkey.cf")
+    assert "quiescent" in text
+    response = _upload(client, director, text=text.replace("\n", "\r\n"))
+    result = response.context["result"]
+    assert result.ok, [str(m) for m in result.errors]
+    assert len(result.created_services) == 2
+    assert not [w for w in response.context["plan"].warnings if "CRLF" in w.text]  # pasting is not news
+
+
+def test_it_reads_an_uploaded_crlf_file_and_warns_once(client, admin_user, director):
+    client.force_login(admin_user)
+    name = "ldirectord-ultramonkey.cf"
+    payload = {"director": director.pk, "format": "auto", "text": "", "hosts": ""}
+    payload["files"] = [SimpleUploadedFile(name, read(name).replace("\n", "\r\n").encode())]
+    response = client.post(reverse("io_import"), payload)
+    assert response.context["result"].ok
+    crlf = [str(w) for w in response.context["plan"].warnings if "CRLF" in w.text]
+    assert crlf == [f"{name}: Windows (CRLF) line ends: read as plain newlines"]
+    assert client.post(reverse("io_import_confirm"), {"token": response.context["token"]}).status_code == 302
+    assert director.services.count() == 2

@@ -50,12 +50,12 @@ def test_it_returns_only_the_fragment_for_htmx(client_viewer, demo):
 
 def test_it_polls_only_while_visible_and_slowly_while_nothing_can_change(client_viewer, demo, redis_client):
     url = _pages(demo)["service"]
-    assert 'hx-trigger="every 10s [umwPoll(' in client_viewer.get(url).content.decode()
+    assert 'hx-trigger="every 10s, umw:visible"' in client_viewer.get(url).content.decode()
     write_snapshot(redis_client, demo)
-    assert 'hx-trigger="every 2s [umwPoll(' in client_viewer.get(url).content.decode()
+    assert 'hx-trigger="every 2s, umw:visible"' in client_viewer.get(url).content.decode()
     js = client_viewer.get("/static/js/app.js")
     body = b"".join(js.streaming_content) if js.streaming else js.content
-    assert b"visibilityState" in body
+    assert b"visibilityState" in body and b"htmx:beforeRequest" in body
 
 
 def test_it_lists_services_with_healthy_and_total(client_viewer, demo):

@@ -3,7 +3,9 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
 from clusters.demo import load_demo
 from clusters.roles import ensure_groups
@@ -26,6 +28,12 @@ class Command(BaseCommand):
         groups = ensure_groups()
         User = get_user_model()
         if not User.objects.filter(username=admin).exists():
+            if password:
+                # the same validators as a password change (settings.AUTH_PASSWORD_VALIDATORS)
+                try:
+                    validate_password(password, User(username=admin))
+                except ValidationError as exc:
+                    raise CommandError(f"--password refused: {' '.join(exc.messages)}") from exc
             password = password or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(admin, "", password)
             user.groups.add(groups["admin"])
