@@ -3,63 +3,96 @@ agent.snapshot()) into the real Redis, and give Celery fresh connection pools.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 import time
 
 import pytest
 
+from clusters.desired import desired_state
 from director import keys
-from director.keys import dest_key_for, service_key_for
+from director.agent import Agent, svc_id
+from director.desired import DesiredState
+from director.health.engine import RealStatus
+from director.ipvs import model as ipvs_model
+from director.keys import dest_key_for
+
+RATES = ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps", "inpps", "outpps", "inbps", "outbps")
 
 
 def dest(server, active=0, inactive=0, persistent=0, up=True, reason="HTTP 200", latency=0.004, **rates):
-    stats = {"conns": 0, "cps": 0, "inpps": 0, "outpps": 0, "inbps": 0, "outbps": 0}
-    stats.update(rates, active=active, inactive=inactive, persistent=persistent)
+    """What the fake kernel and the health checks say about one real server (see agent_snapshot)."""
+    unknown = set(rates) - set(RATES)
+    assert not unknown, f"the kernel has no counter {unknown}"
     return {
-        "address": server.address,
-        "port": server.port,
-        "in_kernel": True,
-        "weight": 0 if server.admin_state == "draining" else server.weight,
-        "active": active,
-        "inactive": inactive,
-        "persistent": persistent,
-        "stats": stats,
-        "health": {"up": up, "reason": reason, "latency": latency, "checked": time.time()},
+        "counts": {"active": active, "inactive": inactive, "persistent": persistent},
+        "rates": rates,
+        "health": RealStatus(None, None, up, up, latency, reason, time.time(), time.time(), 1, 0),
     }
+
+
+class _Checks:
+    """The health engine's read side (results()) with the results a test chose; nothing runs."""
+
+    def __init__(self, results: dict):
+        self._results = results
+
+    def results(self) -> dict:
+        return dict(self._results)
+
+
+def agent_snapshot(director, per_server=None, drift=(), revision=None) -> dict:
+    """The snapshot the agent itself would send for `director`: the central side's desired state, given to
+    the agent's own code (director/agent.py: policy -> kernel table -> snapshot()), over a fake kernel
+    whose dests carry the counters of `per_server` ({RealServer: dest(...)}).
+
+    This is the contract between agent and pages: a page test reads what Agent.snapshot() produced, so a
+    change of shape on either side breaks the django and browser tiers instead of production."""
+    per_server = per_server or {}
+    desired = desired_state(director).to_dict()
+    if revision is not None:
+        desired["revision"] = revision
+    servers = {dest_key_for(s): s for vs in director.services.all() for s in vs.reals.all()}
+    with tempfile.TemporaryDirectory(prefix="umw-contract-") as state_dir:
+        agent = Agent(director.name, state_dir, "redis://127.0.0.1:1/0")  # never connects: nothing is sent
+        agent.desired = DesiredState.from_dict(desired)
+        results, in_kernel = {}, {}
+        for spec in agent.desired.services:
+            sid = svc_id(spec)
+            for real in spec.reals:
+                did = keys.dest_id(sid, real.address, real.port)
+                fake = per_server.get(servers[did]) or dest(servers[did])
+                agent.health[did] = fake["health"].up
+                results[(spec.key, real.key)] = dataclasses.replace(
+                    fake["health"], service=spec.key, real=real.key
+                )
+                in_kernel[keys.dest_id(sid, real.address, ipvs_model.real_port(spec, real))] = fake
+        agent.engine = _Checks(results)
+        agent._last_drift = list(drift)
+        kernel = []
+        for ksvc in agent._kernel_table():  # the agent's policy: admin state x health -> kernel dests
+            sid = ipvs_model.service_id_of(ksvc)
+            dests = []
+            for d in ksvc.dests:
+                fake = in_kernel[ipvs_model.dest_id_of(sid, d)]
+                dests.append(
+                    dataclasses.replace(d, stats=ipvs_model.Stats(**fake["counts"], **fake["rates"]))
+                )
+            rates = {k: sum(getattr(d.stats, k) for d in dests) for k in RATES}
+            kernel.append(dataclasses.replace(ksvc, dests=tuple(dests), stats=ipvs_model.Stats(**rates)))
+        return agent.snapshot(kernel)
 
 
 def write_snapshot(r, director, per_server=None, drift=(), revision=None, heartbeat=True):
-    """per_server: {RealServer: dest-dict}; services get summed rates and healthy counts."""
-    per_server = per_server or {}
-    services = {}
-    for vs in director.services.all():
-        dests = {}
-        for server in vs.reals.all():
-            dests[dest_key_for(server)] = per_server.get(server) or dest(server)
-        rates = {
-            k: sum(d["stats"].get(k, 0) for d in dests.values())
-            for k in ("cps", "inpps", "outpps", "inbps", "outbps")
-        }
-        services[service_key_for(vs)] = {
-            "label": vs.label,
-            "scheduler": vs.scheduler,
-            "stats": rates,
-            "healthy": sum(1 for d in dests.values() if d["health"]["up"] is not False),
-            "total": len(dests),
-            "quorum": True,
-            "dests": dests,
-        }
-    now = time.time()
-    snap = {
-        "time": now,
-        "revision": director.desired_revision if revision is None else revision,
-        "director": director.name,
-        "drift": list(drift),
-        "services": services,
-    }
+    """agent_snapshot() written where the agent's reporter writes it (director/keys.py names)."""
+    snap = agent_snapshot(director, per_server, drift, revision)
     r.set(keys.stats_key(director.name), json.dumps(snap), ex=keys.STATS_TTL)
     if heartbeat:
-        r.set(keys.heartbeat_key(director.name), json.dumps({"time": now, "revision": snap["revision"]}))
+        r.set(
+            keys.heartbeat_key(director.name),
+            json.dumps({"time": snap["time"], "revision": snap["revision"]}),
+        )
     return snap
 
 
