@@ -1,22 +1,22 @@
-"""Helpers for the view tests: write what a director agent writes (director/keys.py names, the shape of
-agent.snapshot()) into the real Redis, and give Celery fresh connection pools."""
+"""Helpers for the view tests: write what a director agent writes into the real Redis - snapshots made by the
+agent's own code (agent_snapshot: the contract between agent and pages) - and give Celery fresh pools."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
 import time
 
 import pytest
 
 from clusters.desired import desired_state
 from director import keys
-from director.agent import Agent, svc_id
 from director.desired import DesiredState
 from director.health.engine import RealStatus
+from director.host import kernel_table
 from director.ipvs import model as ipvs_model
 from director.keys import dest_key_for
+from director.report import Reporter
 
 RATES = ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps", "inpps", "outpps", "inbps", "outbps")
 
@@ -32,56 +32,52 @@ def dest(server, active=0, inactive=0, persistent=0, up=True, reason="HTTP 200",
     }
 
 
-class _Checks:
-    """The health engine's read side (results()) with the results a test chose; nothing runs."""
-
-    def __init__(self, results: dict):
-        self._results = results
-
-    def results(self) -> dict:
-        return dict(self._results)
-
-
 def agent_snapshot(director, per_server=None, drift=(), revision=None) -> dict:
     """The snapshot the agent itself would send for `director`: the central side's desired state, given to
-    the agent's own code (director/agent.py: policy -> kernel table -> snapshot()), over a fake kernel
-    whose dests carry the counters of `per_server` ({RealServer: dest(...)}).
+    the agent's own code (director/host.py's kernel_table: admin state x health -> kernel dests; then
+    director/report.py's Reporter.snapshot), over a fake kernel whose dests carry the counters of
+    `per_server` ({RealServer: dest(...)}) and a fake health engine with its results.
 
-    This is the contract between agent and pages: a page test reads what Agent.snapshot() produced, so a
+    This is the contract between agent and pages: a page test reads what the agent's code produced, so a
     change of shape on either side breaks the django and browser tiers instead of production."""
     per_server = per_server or {}
     desired = desired_state(director).to_dict()
     if revision is not None:
         desired["revision"] = revision
+    state = DesiredState.from_dict(desired)
     servers = {dest_key_for(s): s for vs in director.services.all() for s in vs.reals.all()}
-    with tempfile.TemporaryDirectory(prefix="umw-contract-") as state_dir:
-        agent = Agent(director.name, state_dir, "redis://127.0.0.1:1/0")  # never connects: nothing is sent
-        agent.desired = DesiredState.from_dict(desired)
-        results, in_kernel = {}, {}
-        for spec in agent.desired.services:
-            sid = svc_id(spec)
-            for real in spec.reals:
-                did = keys.dest_id(sid, real.address, real.port)
-                fake = per_server.get(servers[did]) or dest(servers[did])
-                agent.health[did] = fake["health"].up
-                results[(spec.key, real.key)] = dataclasses.replace(
-                    fake["health"], service=spec.key, real=real.key
-                )
-                in_kernel[keys.dest_id(sid, real.address, ipvs_model.real_port(spec, real))] = fake
-        agent.engine = _Checks(results)
-        agent._last_drift = list(drift)
-        kernel = []
-        for ksvc in agent._kernel_table():  # the agent's policy: admin state x health -> kernel dests
-            sid = ipvs_model.service_id_of(ksvc)
-            dests = []
-            for d in ksvc.dests:
-                fake = in_kernel[ipvs_model.dest_id_of(sid, d)]
-                dests.append(
-                    dataclasses.replace(d, stats=ipvs_model.Stats(**fake["counts"], **fake["rates"]))
-                )
-            rates = {k: sum(getattr(d.stats, k) for d in dests) for k in RATES}
-            kernel.append(dataclasses.replace(ksvc, dests=tuple(dests), stats=ipvs_model.Stats(**rates)))
-        return agent.snapshot(kernel)
+    health, results, in_kernel = {}, {}, {}
+    for spec in state.services:
+        sid = keys.service_key_for(spec)
+        for real in spec.reals:
+            did = keys.dest_id(sid, real.address, real.port)
+            fake = per_server.get(servers[did]) or dest(servers[did])
+            health[did] = fake["health"].up
+            results[(spec.key, real.key)] = dataclasses.replace(fake["health"], service=spec.key, real=real.key)
+            in_kernel[keys.dest_id(sid, real.address, ipvs_model.real_port(spec, real))] = fake
+    kernel = []
+    for ksvc in kernel_table(state, health):
+        sid = ipvs_model.service_id_of(ksvc)
+        dests = []
+        for d in ksvc.dests:
+            fake = in_kernel[ipvs_model.dest_id_of(sid, d)]
+            dests.append(dataclasses.replace(d, stats=ipvs_model.Stats(**fake["counts"], **fake["rates"])))
+        rates = {k: sum(getattr(d.stats, k) for d in dests) for k in RATES}
+        kernel.append(dataclasses.replace(ksvc, dests=tuple(dests), stats=ipvs_model.Stats(**rates)))
+    reporter = Reporter(
+        director.name,
+        None,  # never written to: the caller stores the snapshot
+        None,
+        dump=lambda: kernel,
+        specs=lambda: list(state.services),
+        table=lambda: kernel_table(state, health),
+        revision=lambda: state.revision,
+        health=lambda: health,
+        results=lambda: results,
+        ha=lambda: None,
+    )
+    reporter.last_drift = list(drift)
+    return reporter.snapshot()
 
 
 def write_snapshot(r, director, per_server=None, drift=(), revision=None, heartbeat=True):
