@@ -2,40 +2,11 @@
 
 from __future__ import annotations
 
-from director.desired import CheckSpec, DesiredState, RealSpec, ServiceSpec
+from director.desired import DesiredState, RealSpec, ServiceSpec
 
+from . import checkfields
 from . import choices as C
 from .models import Director, RealServer, VirtualService
-
-
-def check_spec(vs: VirtualService) -> CheckSpec:
-    checktype = str(vs.check_every) if vs.check_every else vs.checktype
-    return CheckSpec(
-        checktype=checktype,
-        service=vs.check_service,
-        request=vs.request,
-        receive=vs.receive,
-        httpmethod=vs.httpmethod,
-        virtualhost=vs.virtualhost,
-        checkport=vs.checkport,
-        checkinterval=vs.checkinterval,
-        checktimeout=vs.checktimeout,
-        negotiatetimeout=vs.negotiatetimeout,
-        failurecount=vs.failurecount,
-        quiescent=vs.quiescent,
-        expected_status=tuple(int(x) for x in vs.expected_status.split(",") if x.strip()),
-        retries=vs.retries,
-        delay_before_retry=vs.delay_before_retry,
-        rise=vs.rise,
-        quorum=vs.quorum,
-        hysteresis=vs.hysteresis,
-        external=vs.external_program,
-        login=vs.login,
-        passwd=vs.passwd,
-        database=vs.database,
-        secret=vs.secret,
-        verify_tls=vs.verify_tls,
-    )
 
 
 def real_spec(rs: RealServer) -> RealSpec:
@@ -69,7 +40,7 @@ def service_spec(vs: VirtualService) -> ServiceSpec:
         flags=tuple(vs.sched_flags or ()),
         persistence=vs.persistence,
         netmask=vs.netmask,
-        check=check_spec(vs),
+        check=checkfields.check_spec(vs),
         fallback=fallback,
         reals=tuple(real_spec(rs) for rs in vs.reals.all()),
         name=vs.name,

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..checkfields import plan_fields
+
 # Model choice values, repeated here so the parsers stay free of Django (clusters.choices imports it).
 PROTOCOLS = ("tcp", "udp", "sctp", "fwmark")
 FORWARDING = ("masq", "gate", "ipip")
@@ -73,7 +75,17 @@ class RealPlan:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
+def _with_check_fields(cls):
+    """Adds the check settings from the contract (`CheckSpec`, under the model's names and defaults), so the
+    plan cannot miss one the agent knows; see clusters/checkfields.py."""
+    for name, annotation, default in plan_fields():
+        cls.__annotations__[name] = annotation
+        setattr(cls, name, default)
+    return cls
+
+
 @dataclass
+@_with_check_fields
 class ServicePlan:
     """One virtual service with its check settings; defaults are the model's defaults."""
 
@@ -88,31 +100,7 @@ class ServicePlan:
     netmask: str = ""
     name: str = ""
     enabled: bool = True
-    checktype: str = "negotiate"
-    check_every: int = 0
-    check_service: str = "none"
-    request: str = ""
-    receive: str = ""
-    httpmethod: str = "GET"
-    virtualhost: str = ""
-    checkport: int | None = None
-    checkinterval: float = 5.0
-    checktimeout: float = 5.0
-    negotiatetimeout: float = 5.0
-    failurecount: int = 1
-    quiescent: bool = True
-    external_program: str = ""
-    login: str = ""
-    passwd: str = ""
-    database: str = ""
-    secret: str = ""
-    verify_tls: bool = False
-    expected_status: str = ""
-    retries: int = 1
-    delay_before_retry: float = 1.0
-    rise: int = 1
-    quorum: int = 1
-    hysteresis: int = 0
+    check_every: int = 0  # checktype=N; the other check settings: see _with_check_fields
     fallback_address: str | None = None
     fallback_port: int | None = None
     fallback_forwarding: str = "masq"
