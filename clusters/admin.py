@@ -1,11 +1,49 @@
-"""Django admin for every model: the escape hatch for anything the pages do not cover yet."""
+"""Django admin: the escape hatch for anything the pages do not cover yet, on the same write path as they are.
+
+Directors, virtual services and real servers saved or deleted here go through services.py exactly like a
+page's form: validated, recorded as an Event naming the admin user, pushed to the director (a deleted
+director is decommissioned). The audit trail, apply jobs and API tokens are read-only here: an Event edited
+by hand would no longer be a record, and tokens are issued and revoked by `manage.py create_token` /
+`revoke_token`, which record who did it.
+"""
 
 from django.contrib import admin
 
+from . import services
 from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
 
-class RealServerInline(admin.TabularInline):
+class ThroughServices(admin.ModelAdmin):
+    """Saves and deletes (one object, or "delete selected") go through services.save / services.remove."""
+
+    def save_model(self, request, obj, form, change):
+        services.save(obj, user=request.user, changed=form.changed_data)
+
+    def delete_model(self, request, obj):
+        services.remove(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.remove(obj, user=request.user)
+
+
+class ViewOnly:
+    """Look, never touch (mixed into a ModelAdmin or an inline)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RealServerInline(ViewOnly, admin.TabularInline):
+    """The service's real servers, to look at: a change goes through the real server's own admin page, so it is
+    validated, recorded and pushed like every other (an inline formset would save behind the services' back)."""
+
     model = RealServer
     extra = 0
     fields = (
@@ -18,11 +56,12 @@ class RealServerInline(admin.TabularInline):
         "admin_state",
         "health",
     )
-    readonly_fields = ("health",)
+    readonly_fields = fields
+    show_change_link = True
 
 
 @admin.register(Director)
-class DirectorAdmin(admin.ModelAdmin):
+class DirectorAdmin(ThroughServices):
     list_display = (
         "name",
         "wan_interface",
@@ -38,7 +77,7 @@ class DirectorAdmin(admin.ModelAdmin):
 
 
 @admin.register(VirtualService)
-class VirtualServiceAdmin(admin.ModelAdmin):
+class VirtualServiceAdmin(ThroughServices):
     list_display = (
         "__str__",
         "director",
@@ -54,14 +93,16 @@ class VirtualServiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(RealServer)
-class RealServerAdmin(admin.ModelAdmin):
+class RealServerAdmin(ThroughServices):
     list_display = ("__str__", "service", "forwarding", "weight", "admin_state", "health", "health_reason")
     list_filter = ("admin_state", "health", "forwarding", "service__director")
     search_fields = ("address",)
+    # what the director observed, not something to type in
+    readonly_fields = ("health", "health_reason", "health_latency", "health_changed")
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ("time", "kind", "level", "director", "service", "server", "user", "message")
     list_filter = ("kind", "level", "director")
     search_fields = ("message",)
@@ -69,20 +110,17 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApplyJob)
-class ApplyJobAdmin(admin.ModelAdmin):
+class ApplyJobAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ("created", "director", "revision", "status", "user", "reason", "finished")
     list_filter = ("status", "director")
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """List and revoke tokens; new ones come from `manage.py create_token`, the only place a secret is shown."""
+class ApiTokenAdmin(ViewOnly, admin.ModelAdmin):
+    """List tokens; `manage.py create_token` issues them (the only place a secret is shown) and
+    `manage.py revoke_token` revokes them, both recording who did it."""
 
     list_display = ("prefix", "name", "user", "created", "last_used", "revoked")
     list_filter = ("revoked",)
     search_fields = ("prefix", "name", "user__username")
     fields = ("user", "name", "prefix", "created", "last_used", "revoked")
-    readonly_fields = ("user", "prefix", "created", "last_used")
-
-    def has_add_permission(self, request):
-        return False

@@ -3,7 +3,7 @@
 Callers authenticate with ``Authorization: Bearer umw_…`` (tokens from `manage.py create_token`) and act as
 the token's user, with that user's permissions; session cookies are deliberately ignored here, which is what
 makes `csrf_exempt` safe: a browser cannot be tricked into sending a bearer header. Views are thin: creates and
-edits go through the pages' ModelForms (save_and_push), operations and deletes through services.py, live
+edits are validated by the pages' ModelForms, and every change goes through services.py as the pages' do; live
 numbers come from live.py, exactly as for the pages.
 """
 
@@ -15,13 +15,14 @@ from functools import wraps
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
 from . import choices as C
 from . import live, metrics, services
-from .forms import DirectorForm, HostActionForm, RealServerForm, VirtualServiceForm, WeightForm
+from .forms import DirectorForm, HostActionForm, RealServerForm, VirtualServiceForm
 from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
 OPERATE = "clusters.operate_realserver"
@@ -226,11 +227,11 @@ def bound_form(form_class, data: dict, instance=None, fixed=None, initial=None):
     unbound = form_class(instance=instance, initial={**(initial or {}), **fixed})
     current = {name: unbound[name].value() for name in unbound.fields}
     merged = {k: v for k, v in {**current, **data, **fixed}.items() if v is not None}
-    return form_class(merged, instance=instance), None
+    return form_class(merged, instance=instance, initial={**(initial or {}), **fixed}), None
 
 
 def write(request, form_class, render, status: int, instance=None, fixed=None, initial=None):
-    """Validate with the page's form, then save_and_push (Event + apply job), answering like the reads."""
+    """Validate with the page's form, then services.save (Event + apply job), answering like the reads."""
     try:
         data = body(request)
     except ValueError as exc:
@@ -240,7 +241,7 @@ def write(request, form_class, render, status: int, instance=None, fixed=None, i
         return invalid(errors)
     if not form.is_valid():
         return invalid(form.errors)
-    obj = form.save_and_push(request.user)
+    obj = services.save(form.instance, user=request.user, changed=form.changed_data)
     return JsonResponse(render(obj), status=status)
 
 
@@ -402,20 +403,10 @@ def server_action(request, pk, action):
         data = body(request)
     except ValueError as exc:
         return invalid({"body": [f"Not valid JSON: {exc}."]})
-    if action == "drain":
-        then = data.get("then") or ""
-        if then not in C.AfterDrain.values:
-            return invalid({"then": [f"Choose one of: {', '.join(repr(v) for v in C.AfterDrain.values)}."]})
-        job = services.drain(server, request.user, then=then)
-    elif action == "maintenance":
-        job = services.maintenance(server, request.user)
-    elif action == "enable":
-        job = services.enable(server, request.user)
-    else:
-        form = WeightForm(data)
-        if not form.is_valid():
-            return invalid(form.errors)
-        job = services.set_weight(server, form.cleaned_data["weight"], request.user)
+    try:
+        job = services.server_action(server, action, data, request.user)
+    except ValidationError as exc:
+        return invalid(exc.message_dict)
     server.refresh_from_db()
     return JsonResponse(
         {

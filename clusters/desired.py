@@ -51,15 +51,14 @@ def failover_spec(director: Director) -> dict | None:
     """The `failover` part of the desired state: set when the director is one of a pair with both addresses.
 
     Both directors must get the same secret, port, interval and preempt, and each other's address: those are
-    the lower-id director's (save() keeps the pair's settings equal anyway), so it does not matter which side
-    named the other as its peer.
+    the lower-id director's (services.save() keeps the pair's settings equal anyway), so it does not matter
+    which side named the other as its peer. A pure read: services.push() gives a director without a secret
+    its secret before building this.
     """
     peer = director.pair_peer()
     if peer is None or not director.ha_address or not peer.ha_address:
         return None
     first = min((director, peer), key=lambda d: d.pk)
-    if not first.ha_secret:  # saved before secrets existed and never since: give it one now
-        first.save(update_fields=["ha_secret"])
     return {
         "local_address": director.ha_address,
         "peer_address": peer.ha_address,

@@ -1,28 +1,36 @@
 """Forms for directors, virtual services and real servers, plus the log filter.
 
 Validation lives on the models (clean() and constraints), so the forms stay declarations; what they add is
-grouping (fieldsets a template can loop over) and `save_and_push`, which saves, records who changed what
-and pushes the new desired state to the director in one transaction, exactly like a one-click operation.
+grouping (fieldsets a template can loop over) and the parent a nested object belongs to, fixed by the page's
+URL. Saving is not theirs: a valid form's instance goes to services.save(), which records who changed what
+and pushes the new desired state, exactly like a one-click operation.
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import transaction
 
 from . import choices as C
 from . import services
 from .models import PAIR_SETTINGS, Director, Event, RealServer, VirtualService
 
 
-class PushingModelForm(forms.ModelForm):
-    """A ModelForm whose save is audited and reaches the director."""
+class GroupedModelForm(forms.ModelForm):
+    """A ModelForm with fieldsets, one complaint per field, and its parent (if any) taken from `initial` only.
+
+    `parent` names the foreign key the URL decides (the director of a new virtual service, the service of a
+    new real server): the field is disabled, so a posted value is ignored and the one given as `initial`
+    (or the instance's own) is used, whatever a crafted POST says.
+    """
 
     fieldsets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    parent: str = ""
 
-    def director_of(self, obj) -> Director:
-        raise NotImplementedError
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.parent:
+            self.fields[self.parent].disabled = True
 
     def add_error(self, field, error):
         """One complaint per field: once a value failed to parse, the model's "missing" about it is noise."""
@@ -34,26 +42,6 @@ class PushingModelForm(forms.ModelForm):
                 return
             error = ValidationError(kept)
         super().add_error(field, error)
-
-    def save_and_push(self, user):
-        created = self.instance.pk is None
-        with transaction.atomic():
-            obj = self.save()
-            verb = "created" if created else "changed"
-            what = f"{obj._meta.verbose_name} {obj}"
-            changed = sorted(self.changed_data)
-            detail = "" if created or not changed else f" ({', '.join(changed)})"
-            director = self.director_of(obj)
-            kw = {"director": director}
-            if isinstance(obj, VirtualService):
-                kw["service"] = obj
-            elif isinstance(obj, RealServer):
-                kw["server"] = obj
-            services.record(
-                C.EventKind.USER, f"{verb} {what}{detail}", user=user, data={"changed": changed}, **kw
-            )
-            services.push(director, user=user, reason=f"{verb} {what}")
-        return obj
 
     def grouped(self):
         """[(title, [bound fields])] for the template; fields not named in a fieldset come last."""
@@ -93,7 +81,7 @@ class PreemptSelect(forms.NullBooleanSelect):
         ]
 
 
-class DirectorForm(PushingModelForm):
+class DirectorForm(GroupedModelForm):
     ha_preempt = forms.NullBooleanField(
         required=False,
         widget=PreemptSelect,
@@ -122,19 +110,6 @@ class DirectorForm(PushingModelForm):
             if name in data and data[name] is None:
                 data[name] = Director._meta.get_field(name).default
         return data
-
-    def director_of(self, obj):
-        return obj
-
-    def save_and_push(self, user):
-        """The pair's other side (and a former peer) needs the change too: its `failover` part depends on ours."""
-        old_peer = self.initial.get("peer")  # the instance already carries the new one
-        obj = super().save_and_push(user)
-        if {"peer", "ha_address", "ha_priority", *PAIR_SETTINGS} & set(self.changed_data):
-            others = {d for d in (obj.pair_peer(), Director.objects.filter(pk=old_peer).first()) if d}
-            for other in others - {obj}:
-                services.push(other, user=user, reason=f"failover partner {obj} changed")
-        return obj
 
 
 VS_FIELDSETS = (
@@ -181,7 +156,7 @@ VS_FIELDSETS = (
 )
 
 
-class VirtualServiceForm(PushingModelForm):
+class VirtualServiceForm(GroupedModelForm):
     sched_flags = forms.MultipleChoiceField(
         choices=C.SchedFlag.choices,
         required=False,
@@ -198,30 +173,22 @@ class VirtualServiceForm(PushingModelForm):
         }
 
     fieldsets = VS_FIELDSETS
-
-    def director_of(self, obj):
-        return obj.director
+    parent = "director"
 
 
-class RealServerForm(PushingModelForm):
+class RealServerForm(GroupedModelForm):
     class Meta:
         model = RealServer
         fields = ["service", "address", "port", "forwarding", "weight", "u_threshold", "l_threshold"]
-        # The page the form is on decides the service; it stays a field so the uniqueness constraint,
-        # which names it, is still validated.
+        # The page the form is on decides the service (`parent`); it stays a field so the uniqueness
+        # constraint, which names it, is still validated.
         widgets = {"service": forms.HiddenInput}
 
     fieldsets = (
         ("Real server", ("service", "address", "port", "forwarding", "weight")),
         ("Thresholds", ("u_threshold", "l_threshold")),
     )
-
-    def director_of(self, obj):
-        return obj.service.director
-
-
-class WeightForm(forms.Form):
-    weight = forms.IntegerField(min_value=0, max_value=65535)
+    parent = "service"
 
 
 class HostActionForm(forms.Form):

@@ -145,6 +145,17 @@ def directors_for_overview():
 
 
 # -- real-server rows --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RowAction:
+    """One button of a real-server row: POST to server_action/<action>, with `then` when it is set."""
+
+    action: str
+    label: str
+    title: str = ""
+    then: str = ""
+    primary: bool = False
+
+
 @dataclass
 class RealRow:
     """Everything one row of the real-servers table shows."""
@@ -185,6 +196,25 @@ class RealRow:
         return (self.live or {}).get("weight")
 
     @property
+    def actions(self) -> list[RowAction]:
+        """The one-click operations that change something for this server's admin state, in button order.
+
+        Decided here once, so the page (and anything else offering them) only renders the list.
+        """
+        state, out = self.server.admin_state, []
+        if state != C.AdminState.DRAINING:
+            out.append(
+                RowAction("drain", "Drain", "Weight 0: existing connections continue, new ones go elsewhere")
+            )
+        elif not self.server.after_drain:
+            out.append(RowAction("drain", "Maintenance when drained", then=C.AfterDrain.MAINTENANCE))
+        if state != C.AdminState.MAINTENANCE:
+            out.append(RowAction("maintenance", "Maintenance", "Out of the kernel table"))
+        if state != C.AdminState.ACTIVE:
+            out.append(RowAction("enable", "Enable", primary=True))
+        return out
+
+    @property
     def draining_done(self) -> bool:
         """A draining server the agent reports without connections (no report: we do not know)."""
         n = self.numbers
@@ -215,9 +245,7 @@ def real_rows(
     name = service.director.name
     if snap is _UNREAD:
         snap = agents.snapshot(name)
-    dests = (((snap or {}).get("services") or {}).get(keys.service_key_for(service)) or {}).get(
-        "dests"
-    ) or {}
+    dests = (((snap or {}).get("services") or {}).get(keys.service_key_for(service)) or {}).get("dests") or {}
     ids = [keys.dest_key_for(s) for s in servers]
     histories = agents.histories(name, ids, points)
     jobs = latest_jobs(servers)

@@ -88,7 +88,7 @@ class Director(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(255)],
         help_text="Failover priority: the higher one holds the VIPs (a tie goes to the lower name).",
     )
-    # the pair's protocol settings: both directors must agree (clean), and a save carries them to the peer
+    # the pair's protocol settings: both directors must agree (clean), and services.save() carries them to the peer
     ha_preempt = models.BooleanField(
         default=True,
         verbose_name="HA preempt",
@@ -132,19 +132,9 @@ class Director(models.Model):
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "ha_secret"}
         super().save(*args, **kwargs)
-        fields = kwargs.get("update_fields")
-        if fields is None or set(fields) & set(PAIR_SETTINGS):
-            self._carry_pair_settings()
 
     def get_absolute_url(self) -> str:
         return reverse("director_detail", args=[self.pk])
-
-    def _carry_pair_settings(self) -> None:
-        """The pair's protocol settings are one setting: what this side saved, its peer gets too."""
-        peer = self.pair_peer()
-        if peer is not None:
-            ours = {f: getattr(self, f) for f in PAIR_SETTINGS}
-            Director.objects.filter(pk=peer.pk).exclude(**ours).update(**ours)
 
     @property
     def queue(self) -> str:
@@ -185,7 +175,7 @@ class Director(models.Model):
 
     def _clean_pair_settings(self, peer: Director) -> None:
         """Two directors becoming a pair must already agree on preempt, interval and port; once paired, a
-        change on either side is carried to the other by save(), so they cannot drift apart."""
+        change on either side is carried to the other by services.save(), so they cannot drift apart."""
         stored = Director.objects.filter(pk=self.pk).first() if self.pk else None
         already = stored is not None and getattr(stored.pair_peer(), "pk", None) == peer.pk
         if already:

@@ -2,15 +2,19 @@
 
 Each operation changes the database, records who did it as an Event, bumps the director's desired revision
 and pushes the whole desired state to the director's queue once the transaction commits, so the kernel and
-the database never disagree about what was asked for. Views stay thin: they call these functions.
+the database never disagree about what was asked for. The pages, the API, the importer and the Django admin
+all call these functions; forms only validate, models only describe and check themselves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable, Mapping
 
-from django.db import transaction
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,7 +23,7 @@ from director.keys import dest_key_for
 from . import agents
 from . import choices as C
 from .desired import desired_state
-from .models import ApplyJob, Director, Event, RealServer
+from .models import PAIR_SETTINGS, ApplyJob, Director, Event, RealServer, VirtualService
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +56,20 @@ def record(
     )
 
 
+def _give_pair_secrets(director: Director) -> None:
+    """A pair's desired state carries a shared secret: a director saved before secrets existed (or written by
+    a bulk update) gets its own now, before a desired state names it."""
+    if not director.ha_address:
+        return  # not one of a pair: its desired state has no failover part
+    for d in (director, director.pair_peer()):
+        if d is not None and not d.ha_secret:
+            d.save(update_fields=["ha_secret"])  # Director.save() generates it
+
+
 @transaction.atomic
 def push(director: Director, *, user=None, reason: str = "", server: RealServer | None = None) -> ApplyJob:
     """Bump the desired revision and send the new desired state to the director after commit."""
+    _give_pair_secrets(director)
     Director.objects.filter(pk=director.pk).update(desired_revision=F("desired_revision") + 1)
     director.refresh_from_db(fields=["desired_revision"])
     job = ApplyJob.objects.create(
@@ -77,6 +92,71 @@ def push(director: Director, *, user=None, reason: str = "", server: RealServer 
 
     transaction.on_commit(_send)
     return job
+
+
+def director_of(obj: Director | VirtualService | RealServer) -> Director:
+    """The director whose desired state `obj` is part of."""
+    if isinstance(obj, Director):
+        return obj
+    if isinstance(obj, VirtualService):
+        return obj.director
+    return obj.service.director
+
+
+PAIR_FIELDS = frozenset({"peer", "ha_address", "ha_priority", *PAIR_SETTINGS})
+
+
+@transaction.atomic
+def save(obj: models.Model, *, user=None, changed: Iterable[str] | None = None):
+    """Create or change a director, virtual service or real server: validated, recorded, pushed.
+
+    `changed` names the fields the caller changed (a form's `changed_data`), for the Event and to tell whether
+    a director's pair partner needs the change too; None counts every field as changed. The object is
+    validated again here (`full_clean`), so no caller can store what the pages would refuse.
+    """
+    created = obj.pk is None
+    changed = sorted(changed) if changed is not None else None
+    obj.full_clean()
+    pairing = isinstance(obj, Director) and (changed is None or bool(PAIR_FIELDS & set(changed)))
+    old_partner = Director.objects.get(pk=obj.pk).pair_peer() if pairing and not created else None
+    obj.save()
+    if pairing:
+        _carry_pair_settings(obj)
+    verb = "created" if created else "changed"
+    what = f"{obj._meta.verbose_name} {obj}"
+    detail = "" if created or not changed else f" ({', '.join(changed)})"
+    director = director_of(obj)
+    record(
+        C.EventKind.USER,
+        f"{verb} {what}{detail}",
+        user=user,
+        director=director,
+        service=obj if isinstance(obj, VirtualService) else None,
+        server=obj if isinstance(obj, RealServer) else None,
+        data={"changed": changed or []},
+    )
+    push(director, user=user, reason=f"{verb} {what}")
+    if pairing:  # the partner's desired state names us too, and so did a former partner's
+        for other in {d for d in (obj.pair_peer(), old_partner) if d is not None and d.pk != obj.pk}:
+            push(other, user=user, reason=f"failover partner {obj} changed")
+    return obj
+
+
+def _carry_pair_settings(director: Director) -> None:
+    """The pair's protocol settings are one setting: what this side saved, its partner gets too (before
+    either desired state is built: the lower-id side's values are the ones sent to both)."""
+    partner = director.pair_peer()
+    if partner is not None:
+        ours = {f: getattr(director, f) for f in PAIR_SETTINGS}
+        Director.objects.filter(pk=partner.pk).exclude(**ours).update(**ours)
+
+
+def remove(obj: Director | VirtualService | RealServer, *, user=None) -> str:
+    """Delete anything the pages can delete: a director is decommissioned, the rest deleted and pushed."""
+    if isinstance(obj, Director):
+        decommission(obj, user=user)
+        return f"director {obj}"
+    return delete(obj, director_of(obj), user=user)
 
 
 @transaction.atomic
@@ -190,6 +270,37 @@ def set_weight(server: RealServer, weight: int, user=None) -> ApplyJob:
     if not 0 <= int(weight) <= 65535:
         raise ValueError("Weight must be between 0 and 65535.")
     return _server_action(server, user, "weight", weight=int(weight))
+
+
+SERVER_ACTIONS = ("drain", "maintenance", "enable", "weight")
+WEIGHT_ERROR = "Weight must be a whole number from 0 to 65535."
+_WEIGHT = forms.IntegerField(min_value=0, max_value=65535)
+
+
+def server_action(server: RealServer, action: str, params: Mapping, user=None) -> ApplyJob:
+    """One operation on one real server, as a row's button or `POST /api/v1/servers/<id>/<action>` asks.
+
+    `params` is what came with the request (`then` for drain, `weight` for weight). A bad value raises
+    ValidationError naming the field before anything is written; an unknown action is a ValueError (the
+    URLs only route the four).
+    """
+    if action == "drain":
+        then = params.get("then") or ""
+        if then not in C.AfterDrain.values:
+            choices = ", ".join(repr(v) for v in C.AfterDrain.values)
+            raise ValidationError({"then": f"Choose one of: {choices}."})
+        return drain(server, user, then=then)
+    if action == "maintenance":
+        return maintenance(server, user)
+    if action == "enable":
+        return enable(server, user)
+    if action == "weight":
+        try:
+            weight = _WEIGHT.clean(params.get("weight"))
+        except ValidationError:
+            raise ValidationError({"weight": WEIGHT_ERROR}) from None
+        return set_weight(server, weight, user)
+    raise ValueError(f"unknown real-server action {action!r}; known: {', '.join(SERVER_ACTIONS)}")
 
 
 HOST_ACTIONS = {

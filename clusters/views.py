@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -27,7 +27,6 @@ from .forms import (
     LogFilterForm,
     RealServerForm,
     VirtualServiceForm,
-    WeightForm,
 )
 from .models import ApplyJob, Director, RealServer, VirtualService
 
@@ -128,30 +127,18 @@ def service_detail(request, pk):
     return render(request, _template(request, "clusters/service_detail.html", "reals"), context)
 
 
-SERVER_ACTIONS = ("drain", "maintenance", "enable", "weight")
-
-
 @require_POST
 def server_action(request, pk, action):
-    """One click on a real-server row: the change goes through services.*, the row comes back."""
+    """One click on a real-server row: services.server_action does it, the row comes back."""
     _require_operate(request)
-    if action not in SERVER_ACTIONS:
+    if action not in services.SERVER_ACTIONS:
         raise Http404("no such action")
     server = get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
     error = ""
-    if action == "drain":
-        then = request.POST.get("then", "")
-        services.drain(server, request.user, then=then if then in C.AfterDrain.values else "")
-    elif action == "maintenance":
-        services.maintenance(server, request.user)
-    elif action == "enable":
-        services.enable(server, request.user)
-    else:
-        form = WeightForm(request.POST)
-        if form.is_valid():
-            services.set_weight(server, form.cleaned_data["weight"], request.user)
-        else:
-            error = "Weight must be a whole number from 0 to 65535."
+    try:
+        services.server_action(server, action, request.POST, request.user)
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
     if not request.htmx:
         return redirect(server)
     server.refresh_from_db()
@@ -215,7 +202,7 @@ def logs(request):
 def _edit(request, form_class, instance=None, initial=None, title="", cancel="/"):
     form = form_class(request.POST or None, instance=instance, initial=initial)
     if request.method == "POST" and form.is_valid():
-        obj = form.save_and_push(request.user)
+        obj = services.save(form.instance, user=request.user, changed=form.changed_data)
         messages.success(request, f"Saved {obj._meta.verbose_name} {obj}; the director is being updated.")
         return redirect(obj)
     return render(request, "clusters/form.html", {"form": form, "title": title, "cancel": cancel})

@@ -9,6 +9,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clusters import services
 from clusters.importers import FORMATS, FileSources, HostsMap, parse
 from clusters.importers.apply import apply_plan
 from clusters.importers.preview import plan_lines
@@ -85,8 +86,6 @@ class Command(BaseCommand):
                 ) from None
         if dry_run:
             return None
-        director = Director(name=name, masquerade=False)
-        director.full_clean()
-        director.save()
+        director = services.save(Director(name=name, masquerade=False))
         self.stdout.write(f"created director {name}")
         return director
