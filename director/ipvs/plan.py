@@ -30,41 +30,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from .model import Dest, Service, dest_label
+from .model import Dest, Service
+from .ops import Op
 
 ORDER = ("add_service", "add_dest", "set_dest", "del_dest", "set_service", "del_service")
-
-
-@dataclass(frozen=True)
-class Op:
-    """One kernel operation: kind is add_service|set_service|del_service|add_dest|set_dest|del_dest."""
-
-    kind: str
-    service: Service
-    dest: Dest | None = None
-    old: Dest | Service | None = None  # for sets: what the kernel held (only for the text)
-
-    def __str__(self) -> str:
-        svc = self.service
-        if self.dest is None:
-            if self.kind == "del_service":
-                return f"delete service {svc.label()}"
-            text = f"{'add' if self.kind == 'add_service' else 'set'} service {svc.label()} {svc.scheduler}"
-            if svc.flags:
-                text += f" flags {','.join(svc.flags)}"
-            if svc.timeout:
-                text += f" persistent {svc.timeout}s netmask {svc.netmask}"
-            return text
-        d = self.dest
-        where = f"{dest_label(d)} in {svc.label()}"
-        if self.kind == "del_dest":
-            return f"delete real {where}"
-        text = f"{'add' if self.kind == 'add_dest' else 'set'} real {where} {d.fwd} weight {d.weight}"
-        if isinstance(self.old, Dest) and self.old.weight != d.weight:
-            text += f" (was {self.old.weight})"
-        if d.u_threshold or d.l_threshold:
-            text += f" thresholds {d.l_threshold}..{d.u_threshold}"
-        return text
 
 
 @dataclass

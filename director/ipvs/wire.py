@@ -1,44 +1,7 @@
-"""IPVS over generic netlink: the only module that talks to the kernel's IPVS table (and imports pyroute2).
-
-We encode and decode the messages ourselves (a few dozen lines of ``struct``) instead of using pyroute2's
-``IPVS`` class, because that class
-
-* sends DEL for its "update" verb, and its ``from_message`` drops the statistics;
-* encodes the persistence netmask as an IPv4 address even for IPv6 services (the kernel wants a prefix
-  length there) and decodes the 16-byte addresses the kernel dumps through a family-dependent target;
-* runs every request through an asyncio loop, which costs more than the kernel work itself at 10k ops.
+"""IPVS over generic netlink: the socket, the one module that talks to the kernel's IPVS table (and imports
+pyroute2). The messages themselves are codec.py's; operations are told by ops.py's describer.
 
 pyroute2 is used for what it is good at here: opening the socket inside a named network namespace.
-
-Wire structs (include/uapi/linux/ip_vs.h, include/uapi/linux/netlink.h, genetlink.h); host byte order
-unless marked "be"::
-
-    nlmsghdr   u32 len | u16 type (= IPVS family id) | u16 flags | u32 seq | u32 pid     (16 bytes)
-    genlmsghdr u8 cmd | u8 version (= 1) | u16 reserved                               (4 bytes)
-    nlattr     u16 len (header included, unpadded) | u16 type | payload | pad to 4
-
-    IPVS_CMD_ATTR_SERVICE (1, nested)             IPVS_CMD_ATTR_DEST (2, nested)
-      1 AF          u16                             1 ADDR         16 bytes (union nf_inet_addr)
-      2 PROTOCOL    u16 (6 tcp, 17 udp, 132 sctp)   2 PORT         be16
-      3 ADDR        16 bytes (union nf_inet_addr)   3 FWD_METHOD   u32 (0 masq, 1 local, 2 ipip, 3 gate)
-      4 PORT        be16                            4 WEIGHT       u32 (kernel: int >= 0)
-      5 FWMARK      u32 (instead of 2..4)           5 U_THRESH     u32
-      6 SCHED_NAME  NUL-terminated string           6 L_THRESH     u32 (must be <= U_THRESH)
-      7 FLAGS       struct {u32 flags; u32 mask}    7/8/9 ACTIVE/INACT/PERSIST_CONNS u32 (dump only)
-      8 TIMEOUT     u32 seconds                     10 STATS / 12 STATS64 (nested, dump only)
-      9 NETMASK     u32: v4 = the mask's 4 bytes    11 ADDR_FAMILY u16
-                    as on the wire, v6 = prefix     13 TUN_TYPE u8 (0 ipip, 1 gue, 2 gre)
-                    length as a host integer        14 TUN_PORT be16, 15 TUN_FLAGS u16
-      10 STATS (nested: 1 CONNS u32, 2 INPKTS u32, 3 OUTPKTS u32, 4 INBYTES u64, 5 OUTBYTES u64,
-               6 CPS, 7 INPPS, 8 OUTPPS, 9 INBPS, 10 OUTBPS u32)
-      11 PE_NAME    string
-      12 STATS64    (nested, same ids, all u64)
-
-Commands: NEW/SET/DEL_SERVICE 1/2/3, GET_SERVICE 4 (dump), NEW/SET/DEL_DEST 5/6/7, GET_DEST 8 (dump, needs
-the service key), NEW/DEL_DAEMON 9/10 and GET_DAEMON 11 (dump): the connection sync daemons, nested in
-IPVS_CMD_ATTR_DAEMON (3): 1 STATE u32 (1 master, 2 backup), 2 MCAST_IFN string, 3 SYNC_ID u32 (NEW needs
-all three, DEL only STATE). A "full" service (NEW/SET) must carry SCHED_NAME, FLAGS, TIMEOUT and NETMASK; a full dest
-FWD_METHOD, WEIGHT, U_THRESH and L_THRESH. Like ipvsadm we send 16-byte addresses and a flags mask of ~0.
 
 Batching: `apply()` packs many requests into one sendmsg. The kernel handles the messages of one send in
 order, synchronously, inside that sendmsg; only the *last* request of a batch asks for an ACK, the others
@@ -50,105 +13,57 @@ syscalls one request per round trip costs.
 from __future__ import annotations
 
 import errno
-import functools
 import ipaddress
-import operator
 import os
 import socket
 import struct
-import sys
 import threading
 from collections.abc import Iterable
 
-from .model import (
-    F_HASHED,
-    F_PERSISTENT,
-    FWD_METHODS,
-    FWD_NAMES,
-    PROTOCOL_NAMES,
-    PROTOCOLS,
-    TUN_TYPES,
-    Dest,
-    Service,
-    Stats,
-    bits_to_flags,
-    dest_label,
+from .codec import (
+    CMD_ATTR_DAEMON,
+    CMD_ATTR_DEST,
+    CMD_ATTR_SERVICE,
+    CMD_DEL_DAEMON,
+    CMD_GET_DAEMON,
+    CMD_GET_DEST,
+    CMD_GET_SERVICE,
+    CMD_NEW_DAEMON,
+    CTRL_ATTR_FAMILY_NAME,
+    CTRL_CMD_GETFAMILY,
+    GENL_ID_CTRL,
+    IPVS_GENL_NAME,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    daemon_attrs,
+    decode_daemon,
+    decode_dest,
+    decode_family_id,
+    decode_service,
+    error_code,
+    genl_message,
+    nla,
+    nla_str,
+    parse_attrs,
+    request,
+    service_key_attrs,
+    split_messages,
 )
+from .model import Dest, Service
+from .ops import Op
 
-# -- netlink / genetlink constants --------------------------------------------------------------------------
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
-NLM_F_REQUEST = 0x01
-NLM_F_MULTI = 0x02
-NLM_F_ACK = 0x04
-NLM_F_DUMP = 0x300
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLA_TYPE_MASK = 0x3FFF  # strip NLA_F_NESTED / NLA_F_NET_BYTEORDER
-GENL_ID_CTRL = 16
-CTRL_CMD_GETFAMILY = 3
-CTRL_ATTR_FAMILY_ID = 1
-CTRL_ATTR_FAMILY_NAME = 2
-
-IPVS_GENL_NAME = "IPVS"
-IPVS_GENL_VERSION = 1
-
-CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
-CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
-
-CMD_NEW_DAEMON, CMD_DEL_DAEMON, CMD_GET_DAEMON = 9, 10, 11
-
-CMD_ATTR_SERVICE, CMD_ATTR_DEST, CMD_ATTR_DAEMON = 1, 2, 3
-DAEMON_STATE, DAEMON_MCAST_IFN, DAEMON_SYNC_ID = 1, 2, 3
-SYNC_STATES = {"master": 1, "backup": 2}
-
-SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK = 1, 2, 3, 4, 5
-SVC_SCHED_NAME, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK, SVC_STATS, SVC_PE_NAME, SVC_STATS64 = (
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-)
-
-DEST_ADDR, DEST_PORT, DEST_FWD_METHOD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH = 1, 2, 3, 4, 5, 6
-DEST_ACTIVE_CONNS, DEST_INACT_CONNS, DEST_PERSIST_CONNS, DEST_STATS = 7, 8, 9, 10
-DEST_ADDR_FAMILY, DEST_STATS64, DEST_TUN_TYPE, DEST_TUN_PORT, DEST_TUN_FLAGS = 11, 12, 13, 14, 15
-
-STATS_ATTRS = {
-    1: "conns",
-    2: "inpkts",
-    3: "outpkts",
-    4: "inbytes",
-    5: "outbytes",
-    6: "cps",
-    7: "inpps",
-    8: "outpps",
-    9: "inbps",
-    10: "outbps",
-}
-
-TUN_NAMES = {v: k for k, v in TUN_TYPES.items()}
-AF = {4: socket.AF_INET, 6: socket.AF_INET6}
-FAMILY_OF_AF = {socket.AF_INET: 4, socket.AF_INET6: 6}
 
 BATCH_MAX_MSGS = 128
 BATCH_MAX_BYTES = 48 * 1024
 SOCKET_BUFFER = 4 * 1024 * 1024
 TIMEOUT = 10.0
 MAX_RECV_PER_DUMP = 1_000_000
-
-VERBS = {
-    "add_service": CMD_NEW_SERVICE,
-    "set_service": CMD_SET_SERVICE,
-    "del_service": CMD_DEL_SERVICE,
-    "add_dest": CMD_NEW_DEST,
-    "set_dest": CMD_SET_DEST,
-    "del_dest": CMD_DEL_DEST,
-}
 
 
 class WireError(OSError):
@@ -165,309 +80,6 @@ class WireError(OSError):
 
     def __str__(self) -> str:
         return f"{self.what}: {self.reason}"
-
-
-# -- encoding ----------------------------------------------------------------------------------------------
-def nla(kind: int, payload: bytes) -> bytes:
-    length = 4 + len(payload)
-    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
-
-
-def nla_u8(kind: int, value: int) -> bytes:
-    return nla(kind, struct.pack("=B", value))
-
-
-def nla_u16(kind: int, value: int) -> bytes:
-    return nla(kind, struct.pack("=H", value))
-
-
-def nla_be16(kind: int, value: int) -> bytes:
-    return nla(kind, struct.pack("!H", value))
-
-
-def nla_u32(kind: int, value: int) -> bytes:
-    return nla(kind, struct.pack("=I", value))
-
-
-def nla_str(kind: int, value: str) -> bytes:
-    return nla(kind, value.encode() + b"\0")
-
-
-def inet_addr(address: str) -> bytes:
-    """union nf_inet_addr: 16 bytes, an IPv4 address in the first four."""
-    return ipaddress.ip_address(address).packed.ljust(16, b"\0")
-
-
-def netmask_u32(svc: Service) -> bytes:
-    if svc.family == 4:
-        return ipaddress.IPv4Address(svc.netmask).packed  # be32 stored as is
-    return struct.pack("=I", int(svc.netmask))
-
-
-def service_key_attrs(svc: Service) -> bytes:
-    out = nla_u16(SVC_AF, AF[svc.family])
-    if svc.protocol == "fwmark":
-        return out + nla_u32(SVC_FWMARK, svc.fwmark)
-    return (
-        out
-        + nla_u16(SVC_PROTOCOL, PROTOCOLS[svc.protocol])
-        + nla(SVC_ADDR, inet_addr(svc.address))
-        + nla_be16(SVC_PORT, svc.port)
-    )
-
-
-def service_attrs(svc: Service) -> bytes:
-    """A full service entry (NEW_SERVICE / SET_SERVICE)."""
-    out = (
-        service_key_attrs(svc)
-        + nla_str(SVC_SCHED_NAME, svc.scheduler)
-        + nla(SVC_FLAGS, struct.pack("=II", svc.flag_bits, 0xFFFFFFFF))
-        + nla_u32(SVC_TIMEOUT, svc.timeout)
-        + nla(SVC_NETMASK, netmask_u32(svc))
-    )
-    if svc.pe_name:
-        out += nla_str(SVC_PE_NAME, svc.pe_name)
-    return out
-
-
-def dest_attrs(dest: Dest, full: bool = True) -> bytes:
-    out = nla(DEST_ADDR, inet_addr(dest.address)) + nla_be16(DEST_PORT, dest.port)
-    if full:
-        out += (
-            nla_u32(DEST_FWD_METHOD, FWD_METHODS[dest.fwd])
-            + nla_u32(DEST_WEIGHT, dest.weight)
-            + nla_u32(DEST_U_THRESH, dest.u_threshold)
-            + nla_u32(DEST_L_THRESH, dest.l_threshold)
-        )
-    out += nla_u16(DEST_ADDR_FAMILY, AF[dest.family])
-    if full and dest.fwd == "ipip":
-        out += (
-            nla_u8(DEST_TUN_TYPE, TUN_TYPES[dest.tun_type])
-            + nla_be16(DEST_TUN_PORT, dest.tun_port)
-            + nla_u16(DEST_TUN_FLAGS, dest.tun_flags)
-        )
-    return out
-
-
-def daemon_attrs(state: str, ifname: str | None = None, sync_id: int = 0) -> bytes:
-    """IPVS_CMD_ATTR_DAEMON for NEW_DAEMON (state, interface, sync id) or, without ifname, DEL_DAEMON."""
-    attrs = nla_u32(DAEMON_STATE, SYNC_STATES[state])
-    if ifname is not None:
-        attrs += nla_str(DAEMON_MCAST_IFN, ifname) + nla_u32(DAEMON_SYNC_ID, sync_id)
-    return nla(CMD_ATTR_DAEMON, attrs)
-
-
-def genl_message(family_id: int, cmd: int, attrs: bytes, flags: int, seq: int, version: int = 1) -> bytes:
-    body = struct.pack("=BBH", cmd, version, 0) + attrs
-    return struct.pack("=IHHII", 16 + len(body), family_id, flags, seq, 0) + body
-
-
-def request(family_id: int, verb: str, service: Service, dest: Dest | None, seq: int, ack: bool) -> bytes:
-    """One IPVS request; verb is one of VERBS (add_service ... del_dest)."""
-    cmd = VERBS[verb]
-    if verb in ("add_service", "set_service"):
-        attrs = nla(CMD_ATTR_SERVICE, service_attrs(service))
-    elif verb == "del_service":
-        attrs = nla(CMD_ATTR_SERVICE, service_key_attrs(service))
-    else:
-        if dest is None:
-            raise ValueError(f"{verb} needs a dest")
-        attrs = nla(CMD_ATTR_SERVICE, service_key_attrs(service)) + nla(
-            CMD_ATTR_DEST, dest_attrs(dest, full=verb != "del_dest")
-        )
-    flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0)
-    return genl_message(family_id, cmd, attrs, flags, seq, IPVS_GENL_VERSION)
-
-
-def describe(verb: str, service: Service, dest: Dest | None = None) -> str:
-    """ipvsadm-ish text for an operation: 'set_dest TCP 172.16.10.52:80 -> 192.168.1.4:80 weight 0'."""
-    if dest is None:
-        extra = ""
-        if verb != "del_service":
-            extra = f" scheduler {service.scheduler}"
-            if service.flags:
-                extra += f" flags {','.join(service.flags)}"
-            if service.timeout:
-                extra += f" persistent {service.timeout}"
-        return f"{verb} {service.label()}{extra}"
-    extra = "" if verb == "del_dest" else f" {dest.fwd} weight {dest.weight}"
-    if verb != "del_dest" and (dest.u_threshold or dest.l_threshold):
-        extra += f" thresholds {dest.l_threshold}..{dest.u_threshold}"
-    return f"{verb} {service.label()} -> {dest_label(dest)}{extra}"
-
-
-# -- decoding ----------------------------------------------------------------------------------------------
-_HH = struct.Struct("=HH")
-NATIVE = sys.byteorder
-
-
-def parse_attrs(data: bytes | memoryview) -> dict[int, bytes]:
-    """Top-level attributes of a buffer: type -> payload (the last one wins)."""
-    data = bytes(data)
-    out: dict[int, bytes] = {}
-    unpack = _HH.unpack_from
-    pos = 0
-    end = len(data)
-    while pos + 4 <= end:
-        length, kind = unpack(data, pos)
-        if length < 4:
-            break
-        out[kind & NLA_TYPE_MASK] = data[pos + 4 : pos + length]
-        pos += (length + 3) & ~3
-    return out
-
-
-def _uint(payload: bytes) -> int:
-    """u8/u16/u32/u64 in host byte order."""
-    return int.from_bytes(payload, NATIVE)
-
-
-def _be16(payload: bytes) -> int:
-    return struct.unpack_from("!H", payload)[0]
-
-
-def _str(payload: bytes) -> str:
-    return bytes(payload).split(b"\0", 1)[0].decode()
-
-
-@functools.lru_cache(maxsize=65536)
-def _addr(raw: bytes, family: int) -> str:
-    return str(ipaddress.IPv4Address(raw[:4]) if family == 4 else ipaddress.IPv6Address(raw[:16]))
-
-
-_stats_layouts: dict[tuple, tuple | None] = {}
-
-
-def _stats_layout(raw: bytes) -> tuple | None:
-    """A struct for this exact stats nest layout (the kernel puts IPVS_STATS_ATTR_PAD attributes where a u64
-    would be unaligned, so there are a few layouts): (Struct, header getter, headers, value getter)."""
-    fmt, headers, hdr_idx, val_idx = "=", [], [], {}
-    pos, end, n = 0, len(raw), 0
-    while pos + 4 <= end:
-        length, kind = _HH.unpack_from(raw, pos)
-        plen = length - 4
-        if length < 4 or length % 4 or plen not in (0, 4, 8):
-            return None
-        fmt += "HH" + {0: "", 4: "I", 8: "Q"}[plen]
-        hdr_idx += [n, n + 1]
-        headers += [length, kind]
-        n += 2
-        if plen:
-            if 1 <= (kind & NLA_TYPE_MASK) <= 10:
-                val_idx[kind & NLA_TYPE_MASK] = n
-            n += 1
-        pos += length
-    if pos != end or sorted(val_idx) != list(range(1, 11)):
-        return None
-    return (
-        struct.Struct(fmt),
-        operator.itemgetter(*hdr_idx),
-        tuple(headers),
-        operator.itemgetter(*(val_idx[k] for k in range(1, 11))),
-    )
-
-
-def decode_stats(attrs: dict[int, bytes], stats32: int, stats64: int, **conns: int) -> Stats:
-    """Prefer the 64-bit counters (kernel >= 4.1); fall back to the 32-bit ones (mixed u32/u64)."""
-    raw = attrs.get(stats64)
-    if raw is None:
-        raw = attrs.get(stats32)
-    if not raw:
-        return Stats(**conns)
-    key = (len(raw), raw[:4])
-    layout = _stats_layouts.get(key, False)
-    if layout is False:
-        layout = _stats_layouts[key] = _stats_layout(raw) if len(_stats_layouts) < 64 else None
-    if layout is not None:
-        st, get_headers, headers, get_values = layout
-        fields = st.unpack(raw)
-        if get_headers(fields) == headers:  # same layout as the one we compiled: take the values
-            return Stats(*get_values(fields), **conns)
-    values = [0] * 10  # any other layout: walk the attributes
-    pos, end = 0, len(raw)
-    while pos + 4 <= end:
-        length, kind = _HH.unpack_from(raw, pos)
-        if length < 4:
-            break
-        kind &= NLA_TYPE_MASK
-        if 1 <= kind <= 10:
-            values[kind - 1] = int.from_bytes(raw[pos + 4 : pos + length], NATIVE)
-        pos += (length + 3) & ~3
-    return Stats(*values, **conns)
-
-
-def decode_service(attrs: dict[int, bytes], dests: tuple[Dest, ...] = ()) -> Service:
-    family = FAMILY_OF_AF[_uint(attrs[SVC_AF])]
-    scheduler = _str(attrs[SVC_SCHED_NAME]) if SVC_SCHED_NAME in attrs else ""
-    flags = struct.unpack_from("=I", attrs[SVC_FLAGS])[0] if SVC_FLAGS in attrs else 0
-    flags &= ~F_HASHED
-    timeout = _uint(attrs[SVC_TIMEOUT]) if SVC_TIMEOUT in attrs else 0
-    netmask = ""
-    if SVC_NETMASK in attrs:
-        raw = attrs[SVC_NETMASK]
-        netmask = str(ipaddress.IPv4Address(bytes(raw[:4]))) if family == 4 else str(_uint(raw))
-    fwmark = _uint(attrs[SVC_FWMARK]) if SVC_FWMARK in attrs else 0
-    common = dict(
-        family=family,
-        scheduler=scheduler,
-        flags=bits_to_flags(flags, scheduler),
-        timeout=timeout if flags & F_PERSISTENT else 0,
-        netmask=netmask,
-        pe_name=_str(attrs[SVC_PE_NAME]) if SVC_PE_NAME in attrs else "",
-        dests=dests,
-        stats=decode_stats(attrs, SVC_STATS, SVC_STATS64),
-    )
-    if fwmark:
-        return Service(protocol="fwmark", fwmark=fwmark, **common)
-    return Service(
-        protocol=PROTOCOL_NAMES.get(_uint(attrs[SVC_PROTOCOL]), str(_uint(attrs[SVC_PROTOCOL]))),
-        address=_addr(attrs[SVC_ADDR], family),
-        port=_be16(attrs[SVC_PORT]),
-        **common,
-    )
-
-
-def decode_dest(attrs: dict[int, bytes], service_family: int) -> Dest:
-    family = service_family
-    if DEST_ADDR_FAMILY in attrs:
-        family = FAMILY_OF_AF[_uint(attrs[DEST_ADDR_FAMILY])]
-    fwd = _uint(attrs[DEST_FWD_METHOD]) & 0x7 if DEST_FWD_METHOD in attrs else 0
-    tun_type = _uint(attrs[DEST_TUN_TYPE]) if DEST_TUN_TYPE in attrs else 0
-    return Dest(
-        address=_addr(attrs[DEST_ADDR], family),
-        port=_be16(attrs[DEST_PORT]),
-        fwd=FWD_NAMES.get(fwd, "masq"),
-        weight=_uint(attrs[DEST_WEIGHT]) if DEST_WEIGHT in attrs else 0,
-        u_threshold=_uint(attrs[DEST_U_THRESH]) if DEST_U_THRESH in attrs else 0,
-        l_threshold=_uint(attrs[DEST_L_THRESH]) if DEST_L_THRESH in attrs else 0,
-        tun_type=TUN_NAMES.get(tun_type, "ipip"),
-        tun_port=_be16(attrs[DEST_TUN_PORT]) if DEST_TUN_PORT in attrs else 0,
-        tun_flags=_uint(attrs[DEST_TUN_FLAGS]) if DEST_TUN_FLAGS in attrs else 0,
-        stats=decode_stats(
-            attrs,
-            DEST_STATS,
-            DEST_STATS64,
-            active=_uint(attrs[DEST_ACTIVE_CONNS]) if DEST_ACTIVE_CONNS in attrs else 0,
-            inactive=_uint(attrs[DEST_INACT_CONNS]) if DEST_INACT_CONNS in attrs else 0,
-            persistent=_uint(attrs[DEST_PERSIST_CONNS]) if DEST_PERSIST_CONNS in attrs else 0,
-        ),
-    )
-
-
-def split_messages(buf: bytes | memoryview):
-    """Yield (type, flags, seq, payload) for every netlink message in a receive buffer."""
-    mv = memoryview(buf)
-    pos = 0
-    while pos + 16 <= len(mv):
-        length, kind, flags, seq, _pid = struct.unpack_from("=IHHII", mv, pos)
-        if length < 16:
-            break
-        yield kind, flags, seq, mv[pos + 16 : pos + length]
-        pos += (length + 3) & ~3
-
-
-def _error_code(payload: bytes) -> int:
-    return -struct.unpack_from("=i", payload)[0]
 
 
 # -- the socket ----------------------------------------------------------------------------------------------
@@ -560,7 +172,7 @@ class Wire:
                 if kind == NLMSG_DONE:
                     return out
                 if kind == NLMSG_ERROR:
-                    err = _error_code(payload)
+                    err = error_code(payload)
                     if err:
                         raise WireError(err, what)
                     return out
@@ -577,9 +189,9 @@ class Wire:
             what,
         )
         for payload in answers:
-            attrs = parse_attrs(payload)
-            if CTRL_ATTR_FAMILY_ID in attrs:
-                return _uint(attrs[CTRL_ATTR_FAMILY_ID])
+            family = decode_family_id(payload)
+            if family is not None:
+                return family
         raise WireError(errno.EPROTO, what)
 
     # dumps --------------------------------------------------------------------------------------------
@@ -680,18 +292,9 @@ class Wire:
     # connection sync daemons --------------------------------------------------------------------------
     def daemons(self) -> dict[str, dict]:
         """Running sync daemons: {"master"|"backup": {"ifname", "sync_id"}}."""
-        names = {v: k for k, v in SYNC_STATES.items()}
         with self._lock:
             rows = self._dump(CMD_GET_DAEMON)
-        out = {}
-        for attrs in rows:
-            state = names.get(_uint(attrs.get(DAEMON_STATE, b"\0\0\0\0")))
-            if state:
-                out[state] = {
-                    "ifname": _str(attrs.get(DAEMON_MCAST_IFN, b"")),
-                    "sync_id": _uint(attrs.get(DAEMON_SYNC_ID, b"\0\0\0\0")),
-                }
-        return out
+        return dict(daemon for daemon in map(decode_daemon, rows) if daemon is not None)
 
     def start_daemon(self, state: str, ifname: str, sync_id: int = 0) -> None:
         """Start the master or backup sync daemon on `ifname` (multicast 224.0.0.81:8848); EEXIST if running."""
@@ -752,25 +355,23 @@ class Wire:
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:  # acks were lost: we cannot say which ops failed
                     for index, _, _ in chunk:
-                        results[index] = results[index] or WireError(
-                            errno.ENOBUFS, describe(ops[index].kind, ops[index].service, ops[index].dest)
-                        )
+                        results[index] = results[index] or WireError(errno.ENOBUFS, str(ops[index]))
                     return
                 raise
             for kind, _flags, seq, payload in split_messages(buf):
                 if kind != NLMSG_ERROR or seq not in by_seq:
                     continue
                 index = by_seq[seq]
-                err = _error_code(payload)
+                err = error_code(payload)
                 if err:
                     op = ops[index]
-                    results[index] = WireError(err, describe(op.kind, op.service, op.dest))
+                    results[index] = WireError(err, str(op))
                 if seq == last_seq:
                     return
         raise WireError(errno.ETIMEDOUT, "no acknowledgement for a batch of IPVS requests")
 
     def _one(self, kind: str, service: Service, dest: Dest | None = None) -> None:
-        result = self.apply([_Op(kind, service, dest)])[0]
+        result = self.apply([Op(kind, service, dest)])[0]
         if result is not None:
             raise result
 
@@ -791,13 +392,6 @@ class Wire:
 
     def del_dest(self, service: Service, dest: Dest) -> None:
         self._one("del_dest", service, dest)
-
-
-class _Op:
-    __slots__ = ("kind", "service", "dest")
-
-    def __init__(self, kind, service, dest):
-        self.kind, self.service, self.dest = kind, service, dest
 
 
 def _service_for_key(key: tuple) -> Service:

@@ -200,7 +200,7 @@ def test_a_partial_failure_is_reported_per_op_and_the_rest_is_applied(wire):
     failed = sorted(str(e) for e in report.errors)
     assert len(failed) == 3, failed  # the dest, the service and the dest of the missing service
     assert any("192.168.1.20:80" in e and "Numerical result out of range" in e for e in failed)
-    assert any(e.startswith("add service TCP 10.9.0.1:80 nosuch") for e in failed)
+    assert any(e.startswith("add service TCP 10.9.0.1:80 (nosuch)") for e in failed)
     assert report.ops_done == entries(table())
     kernel = by_key(report.actual)
     assert kernel[good[0].key] == table()[0]

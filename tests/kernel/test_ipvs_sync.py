@@ -1,4 +1,5 @@
-"""The IPVS connection sync daemons through our own netlink codec (director/ipvs/wire.py), checked with ipvsadm."""
+"""The IPVS connection sync daemons through our own netlink codec and socket (ipvs/codec.py, wire.py), checked
+with ipvsadm."""
 
 from __future__ import annotations
 

@@ -140,13 +140,14 @@ def test_drift_names_what_someone_added_by_hand_and_reconcile_removes_it(wire):
     sh("ipvsadm", "-e", "-t", f"{VIP}:80", "-r", f"{RS['rs1']}:80", "-m", "-w", "9")
     found = drift.report(table, wire.dump())
     assert (
-        f"extra real server in the kernel: 192.168.1.9:80 in TCP {VIP}:80 (masq, weight 3) is not in the desired state"
+        f"extra in the kernel, a reconcile would delete real 192.168.1.9:80 in TCP {VIP}:80 (masq, weight 3)"
         in found
     )
+    assert f"extra in the kernel, a reconcile would delete service UDP {VIP}:53 (rr, 0 real servers)" in found
     assert (
-        f"extra service in the kernel: UDP {VIP}:53 (rr, 0 real servers) is not in the desired state" in found
+        f"changed in the kernel, a reconcile would set real {RS['rs1']}:80 in TCP {VIP}:80: weight 9 -> 1"
+        in found
     )
-    assert f"real server {RS['rs1']}:80 in TCP {VIP}:80: weight 9 in the kernel, 1 desired" in found
     assert len(found) == 3
     report = reconcile(wire, table)
     assert report.ops_done == 3 and report.errors == []

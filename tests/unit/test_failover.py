@@ -322,18 +322,18 @@ def test_it_sends_no_gratuitous_arp_for_ipv6_vips():
     assert fo.send_garp("nonexistent0", ["2001:db8::1/128"]) == 0
 
 
-# -- IPVS connection sync daemons (director/ipvs/wire.py) ---------------------------------------------------
+# -- IPVS connection sync daemons (director/ipvs/codec.py) ---------------------------------------------------
 def test_it_encodes_the_sync_daemon_requests_exactly():
-    from director.ipvs import wire
+    from director.ipvs import codec
 
-    start = wire.daemon_attrs("master", "eth0", 7)
+    start = codec.daemon_attrs("master", "eth0", 7)
     assert start == (
         struct.pack("=HH", 32, 3)
         + struct.pack("=HHI", 8, 1, 1)
         + struct.pack("=HH", 9, 2) + b"eth0\0" + b"\0" * 3
         + struct.pack("=HHI", 8, 3, 7)
     )  # fmt: skip
-    assert wire.daemon_attrs("backup") == struct.pack("=HH", 12, 3) + struct.pack("=HHI", 8, 1, 2)
+    assert codec.daemon_attrs("backup") == struct.pack("=HH", 12, 3) + struct.pack("=HHI", 8, 1, 2)
 
 
 def test_it_validates_the_sync_settings():

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from director.ipvs import wire
+from director.ipvs import codec, wire
 from director.ipvs.model import Dest, Service
 
 pytestmark = pytest.mark.skipif(sys.byteorder != "little", reason="expected bytes are little endian")
@@ -38,7 +38,7 @@ TCP_SVC_KEY = h(
 
 
 def test_it_encodes_a_new_tcp_service_exactly():
-    msg = wire.request(FAMILY, "add_service", TCP_SVC, None, seq=7, ack=True)
+    msg = codec.request(FAMILY, "add_service", TCP_SVC, None, seq=7, ack=True)
     attrs = TCP_SVC_KEY + h(
         """
         0700 0600 727200 00                  # SCHED_NAME "rr\\0" + pad
@@ -73,17 +73,17 @@ def test_it_encodes_a_dest_add_and_a_weight_set_with_the_service_key():
         + struct.pack("<HH", 4 + len(dest_attrs), 2)
         + dest_attrs
     )
-    add = wire.request(FAMILY, "add_dest", TCP_SVC, dest, seq=1, ack=False)
+    add = codec.request(FAMILY, "add_dest", TCP_SVC, dest, seq=1, ack=False)
     assert add == struct.pack("<IHHII", 20 + len(expected_attrs), FAMILY, 0x01, 1, 0) + h("05 01 0000") + (
         expected_attrs
     )
-    set_ = wire.request(FAMILY, "set_dest", TCP_SVC, dest, seq=2, ack=True)
-    assert set_[16] == wire.CMD_SET_DEST == 6  # SET, never DEL (pyroute2's "update" sends DEL)
+    set_ = codec.request(FAMILY, "set_dest", TCP_SVC, dest, seq=2, ack=True)
+    assert set_[16] == codec.CMD_SET_DEST == 6  # SET, never DEL (pyroute2's "update" sends DEL)
     assert set_[20:] == expected_attrs
 
 
 def test_it_deletes_a_dest_by_its_key_only():
-    msg = wire.request(FAMILY, "del_dest", TCP_SVC, Dest("192.168.1.4", 80), seq=3, ack=True)
+    msg = codec.request(FAMILY, "del_dest", TCP_SVC, Dest("192.168.1.4", 80), seq=3, ack=True)
     dest_key = h(
         """
         1400 0100 c0a80104 00000000 00000000 00000000
@@ -99,7 +99,7 @@ def test_it_deletes_a_dest_by_its_key_only():
 
 def test_it_encodes_an_ipv6_fwmark_service_with_a_prefix_length_netmask():
     svc = Service("fwmark", fwmark=7, family=6, scheduler="sh", flags=("sh-port",), timeout=300, netmask="64")
-    msg = wire.request(FAMILY, "set_service", svc, None, seq=9, ack=True)
+    msg = codec.request(FAMILY, "set_service", svc, None, seq=9, ack=True)
     attrs = h(
         """
         0600 0100 0a00 0000                  # AF = AF_INET6 (10)
@@ -111,13 +111,13 @@ def test_it_encodes_an_ipv6_fwmark_service_with_a_prefix_length_netmask():
         """
     )
     assert msg[16:] == h("02 01 0000") + struct.pack("<HH", 4 + len(attrs), 1) + attrs
-    delete = wire.request(FAMILY, "del_service", svc, None, seq=10, ack=True)
+    delete = codec.request(FAMILY, "del_service", svc, None, seq=10, ack=True)
     assert delete[16:] == h("03 01 0000 1400 0100") + attrs[:16]
 
 
 def test_it_encodes_an_ipv6_service_address_and_port():
     svc = Service("udp", "2001:db8::52", 53)
-    key = wire.service_key_attrs(svc)
+    key = codec.service_key_attrs(svc)
     assert key == h(
         """
         0600 0100 0a00 0000
@@ -126,11 +126,11 @@ def test_it_encodes_an_ipv6_service_address_and_port():
         0600 0400 0035 0000                  # be16 53
         """
     )
-    assert wire.netmask_u32(svc) == struct.pack("<I", 128)
+    assert codec.netmask_u32(svc) == struct.pack("<I", 128)
 
 
 def test_it_sends_tunnel_attributes_for_ipip_dests_only():
-    ipip = wire.dest_attrs(Dest("192.168.1.5", 80, fwd="ipip", tun_type="gue", tun_port=5555))
+    ipip = codec.dest_attrs(Dest("192.168.1.5", 80, fwd="ipip", tun_type="gue", tun_port=5555))
     assert ipip.endswith(
         h(
             """
@@ -141,15 +141,15 @@ def test_it_sends_tunnel_attributes_for_ipip_dests_only():
         )
     )
     assert struct.unpack_from("<I", ipip, 32)[0] == 2  # FWD_METHOD tunnel
-    gate = wire.dest_attrs(Dest("192.168.1.5", 80, fwd="gate"))
+    gate = codec.dest_attrs(Dest("192.168.1.5", 80, fwd="gate"))
     assert struct.unpack_from("<I", gate, 32)[0] == 3
     assert len(gate) == 20 + 8 + 4 * 8 + 8
 
 
 def test_it_asks_for_the_ipvs_family_and_dumps_like_ipvsadm():
-    resolve = wire.genl_message(wire.GENL_ID_CTRL, 3, wire.nla_str(2, "IPVS"), wire.NLM_F_REQUEST, 1)
+    resolve = codec.genl_message(codec.GENL_ID_CTRL, 3, codec.nla_str(2, "IPVS"), codec.NLM_F_REQUEST, 1)
     assert resolve == h("20000000 1000 0100 01000000 00000000  03 01 0000  0900 0200 49505653 00 000000")
-    dump = wire.genl_message(FAMILY, wire.CMD_GET_SERVICE, b"", wire.NLM_F_REQUEST | wire.NLM_F_DUMP, 5)
+    dump = codec.genl_message(FAMILY, codec.CMD_GET_SERVICE, b"", codec.NLM_F_REQUEST | codec.NLM_F_DUMP, 5)
     assert dump == struct.pack("<IHHII", 20, FAMILY, 0x301, 5, 0) + h("04 01 0000")
 
 
@@ -157,7 +157,7 @@ def test_pyroute2_decodes_our_messages_the_same_way():
     from pyroute2.netlink.generic.ipvs import ipvsmsg
 
     dest = Dest("192.168.1.4", 8080, fwd="gate", weight=65535, u_threshold=9, l_threshold=3)
-    msg = ipvsmsg(wire.request(FAMILY, "add_dest", TCP_SVC, dest, seq=1, ack=True))
+    msg = ipvsmsg(codec.request(FAMILY, "add_dest", TCP_SVC, dest, seq=1, ack=True))
     msg.decode()
     svc = msg.get_attr("IPVS_CMD_ATTR_SERVICE")
     d = msg.get_attr("IPVS_CMD_ATTR_DEST")
@@ -176,21 +176,21 @@ def test_pyroute2_decodes_our_messages_the_same_way():
 
 
 def _stats64(values: dict) -> bytes:
-    ids = {v: k for k, v in wire.STATS_ATTRS.items()}
-    return b"".join(wire.nla(ids[name], struct.pack("<Q", value)) for name, value in values.items())
+    ids = {v: k for k, v in codec.STATS_ATTRS.items()}
+    return b"".join(codec.nla(ids[name], struct.pack("<Q", value)) for name, value in values.items())
 
 
 def test_it_decodes_a_service_dump_entry_with_64_bit_stats_and_the_hashed_flag_masked():
     attrs = (
-        wire.service_key_attrs(TCP_SVC)
-        + wire.nla_str(wire.SVC_SCHED_NAME, "mh")
-        + wire.nla(wire.SVC_FLAGS, struct.pack("<II", 0x2 | 0x1 | 0x8, 0xFFFFFFFF))
-        + wire.nla_u32(wire.SVC_TIMEOUT, 600)
-        + wire.nla(wire.SVC_NETMASK, bytes([255, 255, 255, 0]))
-        + wire.nla(wire.SVC_STATS, wire.nla_u32(1, 7))  # 32-bit stats are ignored when 64-bit exist
-        + wire.nla(wire.SVC_STATS64, _stats64({"conns": 2**40, "inbytes": 5, "cps": 3, "outbps": 9}))
+        codec.service_key_attrs(TCP_SVC)
+        + codec.nla_str(codec.SVC_SCHED_NAME, "mh")
+        + codec.nla(codec.SVC_FLAGS, struct.pack("<II", 0x2 | 0x1 | 0x8, 0xFFFFFFFF))
+        + codec.nla_u32(codec.SVC_TIMEOUT, 600)
+        + codec.nla(codec.SVC_NETMASK, bytes([255, 255, 255, 0]))
+        + codec.nla(codec.SVC_STATS, codec.nla_u32(1, 7))  # 32-bit stats are ignored when 64-bit exist
+        + codec.nla(codec.SVC_STATS64, _stats64({"conns": 2**40, "inbytes": 5, "cps": 3, "outbps": 9}))
     )
-    svc = wire.decode_service(wire.parse_attrs(attrs))
+    svc = codec.decode_service(codec.parse_attrs(attrs))
     assert svc == Service(
         "tcp",
         "172.16.10.52",
@@ -206,16 +206,16 @@ def test_it_decodes_a_service_dump_entry_with_64_bit_stats_and_the_hashed_flag_m
 
 def test_it_decodes_a_dest_with_connection_counts_and_falls_back_to_32_bit_stats():
     attrs = (
-        wire.dest_attrs(Dest("2001:db8::4", 443, fwd="gate", weight=3))
-        + wire.nla_u32(wire.DEST_ACTIVE_CONNS, 4)
-        + wire.nla_u32(wire.DEST_INACT_CONNS, 5)
-        + wire.nla_u32(wire.DEST_PERSIST_CONNS, 6)
-        + wire.nla(
-            wire.DEST_STATS,
-            wire.nla_u32(1, 11) + wire.nla(4, struct.pack("<Q", 2**33)) + wire.nla_u32(9, 1000),
+        codec.dest_attrs(Dest("2001:db8::4", 443, fwd="gate", weight=3))
+        + codec.nla_u32(codec.DEST_ACTIVE_CONNS, 4)
+        + codec.nla_u32(codec.DEST_INACT_CONNS, 5)
+        + codec.nla_u32(codec.DEST_PERSIST_CONNS, 6)
+        + codec.nla(
+            codec.DEST_STATS,
+            codec.nla_u32(1, 11) + codec.nla(4, struct.pack("<Q", 2**33)) + codec.nla_u32(9, 1000),
         )
     )
-    dest = wire.decode_dest(wire.parse_attrs(attrs), 6)
+    dest = codec.decode_dest(codec.parse_attrs(attrs), 6)
     assert dest == Dest("2001:db8::4", 443, fwd="gate", weight=3)
     s = dest.stats
     assert (s.active, s.inactive, s.persistent, s.conns, s.inbytes, s.inbps) == (4, 5, 6, 11, 2**33, 1000)
@@ -228,7 +228,7 @@ def test_it_round_trips_fwmark_and_ipv6_services_through_encode_and_decode():
         Service("sctp", "2001:db8::1", 9, scheduler="mh", timeout=30, netmask="48"),
         Service("udp", "10.0.0.1", 53, scheduler="rr", flags=("ops",)),
     ):
-        assert wire.decode_service(wire.parse_attrs(wire.service_attrs(svc))) == svc
+        assert codec.decode_service(codec.parse_attrs(codec.service_attrs(svc))) == svc
 
 
 # ---- batching -----------------------------------------------------------------------------------------------
@@ -244,12 +244,12 @@ class FakeKernel:
 
     def send(self, data):
         self.sends.append(bytes(data))
-        for _kind, flags, seq, payload in wire.split_messages(data):
+        for _kind, flags, seq, payload in codec.split_messages(data):
             cmd = payload[0]
             err = 22 if cmd in self.fail_cmds else 0
-            if err or flags & wire.NLM_F_ACK:
+            if err or flags & codec.NLM_F_ACK:
                 self.queue.append(
-                    struct.pack("<IHHII", 36, wire.NLMSG_ERROR, 0, seq, 0) + struct.pack("<i", -err)
+                    struct.pack("<IHHII", 36, codec.NLMSG_ERROR, 0, seq, 0) + struct.pack("<i", -err)
                 )
                 self.queue[-1] += struct.pack("<IHHII", 16, 0, 0, seq, 0)
         return len(data)
@@ -267,21 +267,21 @@ def _wire(fake):
 def test_it_batches_requests_and_only_the_last_of_a_batch_asks_for_an_ack():
     fake = FakeKernel()
     w = _wire(fake)
-    from director.ipvs.plan import Op
+    from director.ipvs.ops import Op
 
     dests = [Dest(f"192.168.{i // 250}.{i % 250 + 1}", 80) for i in range(300)]
     ops = [Op("add_service", TCP_SVC)] + [Op("add_dest", TCP_SVC, d) for d in dests]
     assert w.apply(ops) == [None] * 301
     assert len(fake.sends) == 3  # 128 + 128 + 45 messages
-    flags = [f for data in fake.sends for _k, f, _s, _p in wire.split_messages(data)]
-    assert flags.count(wire.NLM_F_REQUEST | wire.NLM_F_ACK) == 3
+    flags = [f for data in fake.sends for _k, f, _s, _p in codec.split_messages(data)]
+    assert flags.count(codec.NLM_F_REQUEST | codec.NLM_F_ACK) == 3
     assert len(flags) == 301
 
 
 def test_it_reports_each_refused_request_and_keeps_the_others():
-    fake = FakeKernel(fail_cmds={wire.CMD_SET_DEST})
+    fake = FakeKernel(fail_cmds={codec.CMD_SET_DEST})
     w = _wire(fake)
-    from director.ipvs.plan import Op
+    from director.ipvs.ops import Op
 
     d = Dest("192.168.1.4", 80, weight=2)
     results = w.apply([Op("add_dest", TCP_SVC, d), Op("set_dest", TCP_SVC, d), Op("del_dest", TCP_SVC, d)])
@@ -289,41 +289,41 @@ def test_it_reports_each_refused_request_and_keeps_the_others():
     assert results[1].errno == 22
     assert (
         str(results[1])
-        == "set_dest TCP 172.16.10.52:80 -> 192.168.1.4:80 masq weight 2: Invalid argument (EINVAL)"
+        == "set real 192.168.1.4:80 in TCP 172.16.10.52:80 (masq, weight 2): Invalid argument (EINVAL)"
     )
     with pytest.raises(wire.WireError):
         w.set_dest(TCP_SVC, d)
 
 
 def test_it_decodes_64_bit_stats_with_the_kernels_padding_attributes():
-    pad = wire.nla(11, b"")  # IPVS_STATS_ATTR_PAD: where a u64 would be unaligned
-    names = list(wire.STATS_ATTRS.values())
+    pad = codec.nla(11, b"")  # IPVS_STATS_ATTR_PAD: where a u64 would be unaligned
+    names = list(codec.STATS_ATTRS.values())
 
     def nest(pads_before):
         return b"".join(
-            (pad if i in pads_before else b"") + wire.nla(i + 1, struct.pack("<Q", 2**40 + i))
+            (pad if i in pads_before else b"") + codec.nla(i + 1, struct.pack("<Q", 2**40 + i))
             for i in range(10)
         )
 
     expected = {name: 2**40 + i for i, name in enumerate(names)}
     for layout in ({0, 2, 4, 6, 8}, {1, 3, 5, 7, 9}, set()):
         for _ in range(2):  # the second time through the compiled layout
-            stats = wire.decode_stats({12: nest(layout)}, 10, 12, active=1)
+            stats = codec.decode_stats({12: nest(layout)}, 10, 12, active=1)
             assert {n: getattr(stats, n) for n in names} == expected
             assert stats.active == 1
     # same length and first header as a compiled layout, different order inside: still right
     odd = (
         pad
-        + wire.nla(1, struct.pack("<Q", 1))
-        + b"".join(wire.nla(i, struct.pack("<Q", i)) for i in (3, 2, 4, 5, 6, 7, 8, 9, 10))
+        + codec.nla(1, struct.pack("<Q", 1))
+        + b"".join(codec.nla(i, struct.pack("<Q", i)) for i in (3, 2, 4, 5, 6, 7, 8, 9, 10))
     )
     odd += pad * 4
-    stats = wire.decode_stats({12: odd}, 10, 12)
+    stats = codec.decode_stats({12: odd}, 10, 12)
     assert (stats.conns, stats.inpkts, stats.outpkts, stats.outbps) == (1, 2, 3, 10)
 
 
 def test_lost_acknowledgements_fail_their_batch_and_the_socket_is_replaced():
-    from director.ipvs.plan import Op
+    from director.ipvs.ops import Op
 
     class Overrun(FakeKernel):
         def recv(self, size):
