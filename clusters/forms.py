@@ -11,6 +11,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from director import conntable, keys
+
 from . import choices as C
 from . import services
 from .models import PAIR_SETTINGS, Director, Event, RealServer, VirtualService
@@ -229,11 +231,41 @@ class LogFilterForm(forms.Form):
 
 
 class ConnFilterForm(forms.Form):
+    """Filters of the connection table, kept in the page's URL. The agent's own parser
+    (director.conntable.Filters) checks them here too, so the page and the agent agree on what is valid."""
+
     service = forms.ModelChoiceField(VirtualService.objects.none(), required=False, empty_label="any service")
-    client = forms.CharField(required=False, max_length=60)
-    real = forms.CharField(required=False, max_length=60, label="Real server")
+    client = forms.CharField(
+        required=False, max_length=60, help_text="address or prefix, e.g. 172.16.10.0/24"
+    )
+    real = forms.CharField(
+        required=False, max_length=60, label="Real server", help_text="address or address:port"
+    )
     state = forms.CharField(required=False, max_length=20, help_text="e.g. ESTABLISHED, TIME_WAIT")
+    port = forms.IntegerField(required=False, min_value=1, max_value=65535, help_text="virtual or real port")
+    limit = forms.IntegerField(
+        required=False, min_value=1, max_value=conntable.SHOW_MAX, widget=forms.HiddenInput
+    )
 
     def __init__(self, director: Director, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["service"].queryset = director.services.all()
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        service = data.get("service")
+        try:
+            conntable.Filters.parse(
+                keys.service_key_for(service) if service else None,
+                data.get("client", ""),
+                data.get("real", ""),
+                data.get("state", ""),
+                data.get("port"),
+            )
+        except ValueError as exc:
+            name, _, message = str(exc).partition(": ")
+            self.add_error(name if name in self.fields else None, message or str(exc))
+        data["state"] = (data.get("state") or "").strip().upper()
+        return data

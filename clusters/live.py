@@ -11,10 +11,12 @@ import ipaddress
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.utils import timezone
 
+from director import conntable as conntable_mod
 from director import keys
 
 from . import agents
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 RATES = ("cps", "inpps", "outpps", "inbps", "outbps")
 COUNTS = ("active", "inactive", "persistent")
-CONNTABLE_LIMIT = 500
+CONNTABLE_PAGE = 100  # rows per "show more"
 # A job older than this is history, not something the row should still announce.
 RECENT_JOB = timedelta(minutes=10)
 # Poll fast while numbers can move (an agent reports, or an apply is pending), slowly otherwise.
@@ -192,6 +194,17 @@ class RealRow:
         return out
 
     @property
+    def connections_query(self) -> str:
+        """The connection-table filters for this server (port 0 is the service port, as in the kernel; a
+        fwmark service cannot be told apart in the table, so only the server is named)."""
+        server, service = self.server, self.server.service
+        fwmark = service.protocol == C.Protocol.FWMARK
+        port = server.port or (0 if fwmark else service.port)
+        query = {} if fwmark else {"service": service.pk}
+        query["real"] = _hostport(server.address, port) if port else server.address
+        return urlencode(query)
+
+    @property
     def kernel_weight(self):
         return (self.live or {}).get("weight")
 
@@ -285,43 +298,53 @@ def sparkline_points(values: list[float], width: int = 120, height: int = 24, ma
 
 # -- connection table --------------------------------------------------------------------------------------
 @dataclass
+class Count:
+    """One number at the top of the connection table, with the filter that shows those connections."""
+
+    label: str
+    n: int
+    query: dict  # filter fields to add to the current ones
+
+
+@dataclass
+class Talkers:
+    """The busiest client addresses of one service or real server."""
+
+    label: str
+    clients: list[tuple[str, int]]
+    query: dict
+
+
+@dataclass
 class ConnTable:
+    """The agent's answer (director/conntable.py summarize()) shaped for the connections page."""
+
     rows: list[dict] = field(default_factory=list)
     total: int = 0  # connections matching the filters
+    in_table: int | None = None  # connections the agent read
+    truncated: bool = False  # the kernel table was larger than the agent's read bound
+    bound: int | None = None
+    limit: int = conntable_mod.DEFAULT_LIMIT
+    states: list[Count] = field(default_factory=list)
+    reals: list[Count] = field(default_factory=list)
+    service_talkers: list[Talkers] = field(default_factory=list)
+    real_talkers: list[Talkers] = field(default_factory=list)
     error: str = ""
-    in_table: int | None = None  # every connection on the director, when the agent says
 
     @property
     def shown(self) -> int:
         return len(self.rows)
 
-
-def _endpoint(entry: dict, name: str, short: str) -> str:
-    """`name` as given ("1.2.3.4:80"), or built from <short>addr/<short>port or <name>_address/<name>_port."""
-    if entry.get(name):
-        value = entry[name]
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return _hostport(*value)
-        return str(value)
-    for a, p in ((f"{short}addr", f"{short}port"), (f"{name}_address", f"{name}_port")):
-        if entry.get(a):
-            return _hostport(entry[a], entry.get(p, 0))
-    return ""
-
-
-def _hostport(address, port) -> str:
-    try:
-        ip = ipaddress.ip_address(str(address))
-        host = f"[{ip}]" if ip.version == 6 else str(ip)
-    except ValueError:
-        host = str(address)
-    return f"{host}:{int(port or 0)}"
+    @property
+    def more(self) -> int:
+        """How many more rows "show more" asks for (0: everything matching is shown, or the cap is reached)."""
+        if self.total <= self.shown or self.limit >= conntable_mod.SHOW_MAX:
+            return 0
+        return min(CONNTABLE_PAGE, self.total - self.shown, conntable_mod.SHOW_MAX - self.limit)
 
 
 def format_expire(value) -> str:
-    """Seconds as ipvsadm -Lnc prints them (MM:SS); text is passed through."""
-    if isinstance(value, str) and not value.replace(".", "", 1).isdigit():
-        return value
+    """Seconds as ipvsadm -Lnc prints them (MM:SS)."""
     try:
         seconds = int(float(value))
     except (TypeError, ValueError):
@@ -329,64 +352,102 @@ def format_expire(value) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def parse_conntable(result, limit: int = CONNTABLE_LIMIT) -> ConnTable:
-    """The agent's answer as rows of pro/state/expire/client/virtual/destination, capped at `limit`.
+def _split_dest(dest_id: str) -> tuple[str, str, int]:
+    """'tcp|172.16.10.52|80|192.168.1.4|80' -> (service id, real address, real port)."""
+    parts = dest_id.split("|")
+    return "|".join(parts[:-2]), parts[-2], int(parts[-1])
 
-    The agent (director/conntable.py) answers {"total", "matched", "shown", "rows": [{"proto", "client",
-    "virtual", "real", "state", "expire"}]}; also accepted are a bare list and /proc-style caddr/cport,
-    vaddr/vport, daddr/dport fields: the page must not break because the agent's field names moved.
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def parse_conntable(answer, director: Director, limit: int = conntable_mod.DEFAULT_LIMIT) -> ConnTable:
+    """The agent's answer with service ids turned into this director's services (labels, filter links).
+
+    Anything but the agent's shape is an error on the page: the shape is one contract (director/conntable.py
+    makes it, tests/django builds their answers with that same code).
     """
-    if isinstance(result, dict):
-        if result.get("error"):
-            return ConnTable(error=str(result["error"]))
-        entries = result.get("rows") or result.get("connections") or []
-        total = int(result.get("matched", result.get("total", len(entries))) or 0)
-        in_table = int(result["total"]) if "total" in result else None
-    elif isinstance(result, list):
-        entries, total, in_table = result, len(result), None
-    else:
+    if not isinstance(answer, dict) or ("rows" not in answer and "error" not in answer):
         return ConnTable(error="unexpected answer from the director")
-    rows = []
-    for entry in entries[:limit]:
-        if not isinstance(entry, dict):
-            continue
-        rows.append(
-            {
-                "protocol": str(
-                    entry.get("proto") or entry.get("protocol") or entry.get("pro") or ""
-                ).upper(),
-                "state": str(entry.get("state") or "").upper(),
-                "expire": format_expire(entry.get("expire", "")),
-                "client": _endpoint(entry, "client", "c"),
-                "virtual": _endpoint(entry, "virtual", "v"),
-                "destination": _endpoint(entry, "destination", "d") or _endpoint(entry, "real", "r"),
-            }
-        )
-    return ConnTable(rows=rows, total=max(total, len(rows)), in_table=in_table)
+    if answer.get("error"):
+        return ConnTable(error=str(answer["error"]))
+    services = {keys.service_key_for(vs): vs for vs in director.services.all()}
+
+    def service_label(sid: str) -> str:
+        vs = services.get(sid)
+        return vs.label if vs else sid.replace("|", " ")
+
+    def service_query(sid: str) -> dict:
+        vs = services.get(sid)
+        return {"service": vs.pk} if vs else {}
+
+    def real_query(dest_id: str) -> dict:
+        sid, address, port = _split_dest(dest_id)
+        return {**service_query(sid), "real": _hostport(address, port)}
+
+    rows = [
+        {
+            "protocol": str(r.get("proto", "")).upper(),
+            "state": r.get("state", ""),
+            "expire": format_expire(r.get("expire")),
+            "client": r.get("client", ""),
+            "virtual": r.get("virtual", ""),
+            "destination": r.get("real", ""),
+        }
+        for r in answer.get("rows") or []
+    ]
+    reals = sorted((answer.get("reals") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    talkers = answer.get("talkers") or {}
+    return ConnTable(
+        rows=rows,
+        total=int(answer.get("matched", len(rows))),
+        in_table=answer.get("total"),
+        truncated=bool(answer.get("truncated")),
+        bound=answer.get("bound"),
+        limit=limit,
+        states=[Count(state, n, {"state": state}) for state, n in (answer.get("states") or {}).items()],
+        reals=[
+            Count(
+                f"{_hostport(*_split_dest(did)[1:])} in {service_label(_split_dest(did)[0])}",
+                n,
+                real_query(did),
+            )
+            for did, n in reals
+        ],
+        service_talkers=[
+            Talkers(service_label(sid), [tuple(c) for c in clients], service_query(sid))
+            for sid, clients in sorted((talkers.get("services") or {}).items())
+        ],
+        real_talkers=[
+            Talkers(
+                f"{_hostport(*_split_dest(did)[1:])} in {service_label(_split_dest(did)[0])}",
+                [tuple(c) for c in clients],
+                real_query(did),
+            )
+            for did, clients in sorted((talkers.get("reals") or {}).items())
+        ],
+    )
 
 
-def conntable(
-    director: Director,
-    service: VirtualService | None = None,
-    client: str = "",
-    real: str = "",
-    state: str = "",
-    limit: int = CONNTABLE_LIMIT,
-) -> ConnTable:
+def conntable(director: Director, filters: dict, limit: int = conntable_mod.DEFAULT_LIMIT) -> ConnTable:
     """Ask the director's agent for its connection table (queue director.<name>), waiting a few seconds.
 
-    Any failure (no agent listening, broker down, a bad answer) becomes a message on the page, never a 500:
-    the connection table is a diagnostic, and diagnostics are needed most when something is broken.
+    `filters` are ConnFilterForm's cleaned data. Any failure (no agent listening, broker down, a bad answer)
+    becomes a message on the page, never a 500: the connection table is a diagnostic, and diagnostics are
+    needed most when something is broken.
     """
     timeout = float(getattr(settings, "UMW_CONNTABLE_TIMEOUT", 3))
+    service = filters.get("service")
     try:
         answer = agents.ask_conntable(
             director.queue,
             timeout,
             service=keys.service_key_for(service) if service else None,
-            client=client,
-            real=real,
-            state=state,
+            client=filters.get("client") or "",
+            real=filters.get("real") or "",
+            state=filters.get("state") or "",
+            port=filters.get("port"),
             limit=limit,
         )
     except Exception as exc:  # timeout, broker down, agent raised: all mean "no table now"
@@ -394,7 +455,7 @@ def conntable(
         if exc.__class__.__name__ == "TimeoutError":
             return ConnTable(error=f"director {director.name} not answering (no reply in {timeout:g} s)")
         return ConnTable(error=f"director {director.name} not answering: {exc}")
-    return parse_conntable(answer, limit)
+    return parse_conntable(answer, director, limit)
 
 
 # -- hosts (one address across every virtual service) ------------------------------------------------------

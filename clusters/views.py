@@ -164,18 +164,33 @@ def job_status(request, pk):
 
 @require_GET
 def connections(request, pk):
+    """The live connection table: filters in the URL, the page polls its own URL every 2 s (app.js pauses
+    that while the tab is hidden, while a filter is being typed, or when the user pressed Pause)."""
     director = get_object_or_404(Director, pk=pk)
     form = ConnFilterForm(director, request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    table = live.conntable(
-        director,
-        service=filters.get("service"),
-        client=filters.get("client", ""),
-        real=filters.get("real", ""),
-        state=filters.get("state", ""),
-    )
-    context = {"director": director, "form": form, "table": table}
+    table = None
+    if not form.is_bound or form.is_valid():
+        filters = form.cleaned_data if form.is_bound else {}
+        table = live.conntable(director, filters, limit=filters.get("limit") or live.CONNTABLE_PAGE)
+    more_url = ""
+    if table is not None and table.more:
+        params = request.GET.copy()
+        params["limit"] = table.limit + table.more
+        more_url = f"{request.path}?{params.urlencode()}"
+    context = {
+        "director": director,
+        "form": form,
+        "table": table,
+        "more_url": more_url,
+        "base_query": _without(request.GET, "limit"),
+        "poll_url": request.get_full_path(),
+    }
     return render(request, _template(request, "clusters/connections.html", "table"), context)
+
+
+def _without(query, *names) -> dict:
+    """The current filters as a dict, minus `names` (for links that change one filter)."""
+    return {k: v for k, v in query.items() if k not in names and v}
 
 
 @require_GET

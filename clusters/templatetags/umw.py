@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import template
 from django.utils.html import format_html
 
@@ -74,3 +76,9 @@ def sparkline(samples, key: str, title: str = "", width: int = 120, height: int 
         t=title or key,
         p=points,
     )
+
+
+@register.simple_tag
+def with_query(base: dict, extra: dict, **more) -> str:
+    """`?` + the current filters `base` with `extra` and `more` put over them: a link narrowing the same page."""
+    return "?" + urlencode({**base, **extra, **more})

@@ -53,7 +53,9 @@ def agent_snapshot(director, per_server=None, drift=(), revision=None) -> dict:
             did = keys.dest_id(sid, real.address, real.port)
             fake = per_server.get(servers[did]) or dest(servers[did])
             health[did] = fake["health"].up
-            results[(spec.key, real.key)] = dataclasses.replace(fake["health"], service=spec.key, real=real.key)
+            results[(spec.key, real.key)] = dataclasses.replace(
+                fake["health"], service=spec.key, real=real.key
+            )
             in_kernel[keys.dest_id(sid, real.address, ipvs_model.real_port(spec, real))] = fake
     kernel = []
     for ksvc in kernel_table(state, health):
