@@ -18,3 +18,4 @@ test:
 
 lint: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports --no-cache

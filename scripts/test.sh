@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README; `make test` and .ci/run call it): installs what is missing (bootstrap --test), then
-# every test tier, in order of cost: lint, unit, django (SQLite, and PostgreSQL when DATABASE_URL is set
-# or a local server answers), kernel (inside a UML guest), end-to-end (browser against the full stack).
+# every test tier, in order of cost: lint (ruff, import contracts), unit, django (SQLite, and PostgreSQL when
+# DATABASE_URL is set or a local server answers), kernel (inside a UML guest), end-to-end (browser against the full stack).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
@@ -12,6 +12,9 @@ fail() { echo "!!! FAILED: $*"; rc=1; }
 
 step "ruff"
 .venv/bin/ruff check . || fail "ruff"
+
+step "import contracts (import-linter; the rules are in pyproject.toml)"
+.venv/bin/lint-imports --no-cache || fail "import contracts"
 
 step "unit + django tests (SQLite)"
 .venv/bin/python -m pytest -q tests/unit tests/django || fail "unit/django on SQLite"
