@@ -296,12 +296,6 @@ class Agent:
         """Kernel table with stats + last check results (report.py), for the `director.snapshot` task."""
         return self.reporter.snapshot(dump)
 
-    def drift(self, dump: list | None = None) -> list[str]:
-        return self.reporter.drift(dump)
-
-    def report_once(self, check_drift: bool = False) -> None:
-        self.reporter.report_once(check_drift=check_drift)
-
     def conntable(
         self,
         service: str | None = None,
