@@ -15,6 +15,7 @@
 #        lab.sh pytest [ARGS...]      one-shot guest: topology + `pytest ARGS` (default tests/kernel); exit = pytest's
 #        lab.sh exec 'COMMAND'        one-shot guest: topology + COMMAND from the repo root; exit = COMMAND's
 #        lab.sh redis-stop | redis-start   stop/start the product Redis (fault tests; data kept on disk)
+#        lab.sh halt NAME             halt one guest at once (mconsole halt: nothing inside gets to clean up)
 # Env: UMW_LAB_DIR (/tmp/umw-lab), LAB_NS (umwlab), LAB_MEM (384M), LAB_UML_TMP (/dev/shm), LAB_READY_TIMEOUT (120),
 #      LAB_GUEST_TIMEOUT (1800, one-shot guests), LAB_PIN (0; 1 pins each guest to one CPU).
 set -u
@@ -212,6 +213,7 @@ case "${1:-}" in
   status) cmd_status ;;
   pytest) shift; [ $# -eq 0 ] && set -- tests/kernel; cmd_oneshot pytest "$@" ;;
   exec) shift; cmd_oneshot exec "$@" ;;
+  halt) need_root; [ -n "${2:-}" ] || { log "usage: lab.sh halt NAME"; exit 2; }; t=$(now); guest_kill "$2"; log "$2 halted"; echo "$t" ;;
   redis-stop) redis_down redis; log "product redis stopped" ;;
   redis-start) net_up && redis_product && log "product redis started" ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;

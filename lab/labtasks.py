@@ -301,9 +301,11 @@ def agent_start(timeout: float = 90.0) -> dict:
 
 
 @app.task(name="lab.addrs")
-def addrs(ifname: str = "eth0") -> list[str]:
-    """IPv4 addresses on `ifname` as `ip` (not our code) lists them: ["100.64.0.2/24", ...]."""
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", ifname], capture_output=True, text=True)
+def addrs(ifname: str = "eth0", family: int = 4) -> list[str]:
+    """Addresses of one family on `ifname` as `ip` (not our code) lists them: ["100.64.0.2/24", ...]."""
+    out = subprocess.run(
+        ["ip", f"-{family}", "-o", "addr", "show", "dev", ifname], capture_output=True, text=True
+    )
     return [line.split()[3] for line in out.stdout.splitlines() if len(line.split()) > 3]
 
 
@@ -312,12 +314,47 @@ def wait_addr(
     address: str, present: bool = True, ifname: str = "eth0", timeout: float = 10.0
 ) -> float | None:
     """Poll (in the guest, so no round trip blurs it) until `address` is on `ifname` (or gone); wall time or None."""
+    family = 6 if ":" in address else 4
     deadline = time.monotonic() + min(timeout, 120)
     while time.monotonic() < deadline:
-        if (address in addrs(ifname)) == present:
+        if (address in addrs(ifname, family)) == present:
             return time.time()
         time.sleep(0.01)
     return None
+
+
+def _keepalived_pid() -> int:
+    return int(open(f"{LAB_DIR}/run/{socket.gethostname()}/keepalived/keepalived.pid").read())
+
+
+@app.task(name="lab.keepalived_kill")
+def keepalived_kill() -> dict:
+    """SIGKILL the agent's keepalived, parent and VRRP child (its process group): a crash, no goodbye advert,
+    its addresses left behind. Returns its pid and the wall time of the kill."""
+    pid = _keepalived_pid()
+    t0 = time.time()
+    os.killpg(pid, signal.SIGKILL)
+    return {"pid": pid, "time": t0}
+
+
+@app.task(name="lab.keepalived_pid")
+def keepalived_pid() -> int | None:
+    try:
+        pid = _keepalived_pid()
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+
+
+@app.task(name="lab.clock_shift")
+def clock_shift(seconds: float) -> float:
+    """Move this guest's wall clock (a UML guest keeps its own from boot; the host's is untouched)."""
+    assert abs(seconds) <= 86400
+    subprocess.run(
+        ["date", "-s", f"@{time.time() + seconds:.3f}"], capture_output=True, check=True, timeout=10
+    )
+    return time.time()
 
 
 @app.task(name="lab.now")
