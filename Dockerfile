@@ -1,6 +1,7 @@
 # One image for every role: web (gunicorn), central worker, beat, and the director agent.
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends nftables iproute2 ipvsadm kmod \
+# keepalived: a director of a pair runs it under the agent (VRRP only, its files in the agent's state directory)
+RUN apt-get update && apt-get install -y --no-install-recommends nftables iproute2 ipvsadm kmod keepalived \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -127,7 +127,7 @@ def job_json(job: ApplyJob) -> dict:
     }
 
 
-DIRECTOR_HA_FIELDS = ("ha_address", "ha_priority", "ha_preempt", "ha_interval", "ha_port")
+DIRECTOR_HA_FIELDS = ("ha_address", "ha_priority", "ha_preempt", "ha_interval", "ha_vrid")
 
 
 def director_json(director: Director) -> dict:

@@ -50,10 +50,10 @@ def service_spec(vs: VirtualService) -> ServiceSpec:
 def failover_spec(director: Director) -> dict | None:
     """The `failover` part of the desired state: set when the director is one of a pair with both addresses.
 
-    Both directors must get the same secret, port, interval and preempt, and each other's address: those are
-    the lower-id director's (services.save() keeps the pair's settings equal anyway), so it does not matter
-    which side named the other as its peer. A pure read: services.push() gives a director without a secret
-    its secret before building this.
+    Both directors must get the same secret, virtual router id, interval and preempt, and each other's address
+    (keepalived on each of them runs VRRP with it, director/vrrp.py): those are the lower-id director's
+    (services.save() keeps the pair's settings equal anyway), so it does not matter which side named the other
+    as its peer. A pure read: services.push() gives a director without a secret its secret before building this.
     """
     peer = director.pair_peer()
     if peer is None or not director.ha_address or not peer.ha_address:
@@ -62,7 +62,7 @@ def failover_spec(director: Director) -> dict | None:
     return {
         "local_address": director.ha_address,
         "peer_address": peer.ha_address,
-        "port": first.ha_port,
+        "vrid": first.ha_vrid,
         "priority": director.ha_priority,
         "secret": first.ha_secret,
         "interval": float(first.ha_interval),

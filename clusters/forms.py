@@ -61,7 +61,7 @@ def _names(fieldsets) -> list[str]:
 
 DIRECTOR_FIELDSETS = (
     ("Director", ("name", "description", "agent_queue")),
-    ("Failover pair", ("peer", "ha_address", "ha_priority", "ha_preempt", "ha_interval", "ha_port")),
+    ("Failover pair", ("peer", "ha_address", "ha_priority", "ha_preempt", "ha_interval", "ha_vrid")),
     (
         "Network",
         ("wan_interface", "lan_interface", "lan_subnet", "manage_ip_forward", "masquerade", "manage_vips"),

@@ -108,6 +108,7 @@ class DirectorSummary:
     age: float | None
     services: list[ServiceSummary] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
+    pair: PairStatus | None = None
 
     @property
     def drift(self) -> list:
@@ -131,15 +132,104 @@ def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:
 
 
 def summarize(director: Director, now=None) -> DirectorSummary:
-    """Status, per-service health counts and totals for one director (one Redis GET for the snapshot)."""
+    """Status, per-service health counts and totals for one director (one Redis GET for the snapshot, one
+    more for the peer's when the director is one of a pair)."""
     refresh_last_seen(director)
     snap = agents.snapshot(director.name)
     summary = DirectorSummary(director, director.agent_status(now), snap, snapshot_age(snap))
+    if (snap or {}).get("ha"):
+        peer = director.pair_peer()
+        summary.pair = pair_status(snap, peer, agents.snapshot(peer.name) if peer else None)
     summary.services = [summarize_service(vs, snap) for vs in director.services.all()]
     summary.totals = {k: sum(s.numbers[k] for s in summary.services) for k in COUNTS + RATES}
     summary.totals["healthy"] = sum(s.healthy for s in summary.services)
     summary.totals["total"] = sum(s.total for s in summary.services)
     return summary
+
+
+# -- director pairs -----------------------------------------------------------------------------------------
+@dataclass
+class PairStatus:
+    """One director's side of a pair as the pages show it: keepalived's state, priority, peer, last transition,
+    and whether the pair is ready for a takeover (checks: (ok, text) - peer seen, sync daemons on both,
+    connections copied to the BACKUP)."""
+
+    state: str
+    priority: int | None
+    peer: Director | None
+    peer_state: str | None
+    since_ago: float | None
+    reason: str
+    keepalived: dict
+    checks: list[tuple[bool, str]]
+
+    @property
+    def badge(self) -> str:
+        return {"MASTER": "ok", "BACKUP": "ok", "FAULT": "bad"}.get(self.state, "warn")
+
+    @property
+    def ready(self) -> bool:
+        return all(ok for ok, _ in self.checks)
+
+
+def _connections(snap: dict | None) -> int:
+    return int(
+        sum(
+            _num(d, k)
+            for s in ((snap or {}).get("services") or {}).values()
+            for d in (s.get("dests") or {}).values()
+            for k in ("active", "inactive")
+        )
+    )
+
+
+def pair_status(
+    snap: dict, peer: Director | None, peer_snap: dict | None, now: float | None = None
+) -> PairStatus:
+    """Pure: both directors' snapshots -> what the page says about the pair."""
+    ha = snap.get("ha") or {}
+    peer_ha = (peer_snap or {}).get("ha") or {}
+    state = str(ha.get("state") or "INIT")
+    peer_state = peer_ha.get("state") if peer_ha else None
+    now = timezone.now().timestamp() if now is None else now
+    since = ha.get("since")
+    name = peer.name if peer else str(ha.get("peer") or "the peer")
+    checks: list[tuple[bool, str]] = []
+    if peer_state is None:
+        checks.append((False, f"peer {name} not reporting"))
+    elif {state, peer_state} == {"MASTER", "BACKUP"}:
+        checks.append((True, f"peer {name} seen ({peer_state})"))
+    elif state == peer_state == "MASTER":
+        checks.append((False, f"peer {name} is MASTER too: they cannot hear each other"))
+    else:
+        checks.append((False, f"peer {name} is {peer_state}"))
+    ours, theirs = ha.get("sync"), peer_ha.get("sync")
+    if "sync" in ha and ours is None:  # the pair runs without connection sync (sync_daemon off)
+        checks.append((False, "connection sync is off"))
+    else:
+        missing = [who for who, sync in (("here", ours), (name, theirs)) if not (sync and all(sync.values()))]
+        checks.append(
+            (
+                not missing,
+                "sync daemons running on both"
+                if not missing
+                else f"sync daemons not running: {', '.join(missing)}",
+            )
+        )
+    if peer_state is not None and {state, peer_state} == {"MASTER", "BACKUP"}:
+        master, backup = (snap, peer_snap) if state == "MASTER" else (peer_snap, snap)
+        m, b = _connections(master), _connections(backup)
+        checks.append((b >= m, f"BACKUP holds {b} of {m} MASTER connections"))
+    return PairStatus(
+        state=state,
+        priority=ha.get("priority"),
+        peer=peer,
+        peer_state=peer_state,
+        since_ago=None if not since else max(0.0, now - float(since)),
+        reason=str(ha.get("reason") or ""),
+        keepalived=ha.get("keepalived") or {},
+        checks=checks,
+    )
 
 
 def directors_for_overview():

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from director import keys
-from director.failover import DEFAULT_INTERVAL, DEFAULT_PORT
+from director.vrrp import DEFAULT_INTERVAL, DEFAULT_VRID
 
 from . import choices as C
 from .validators import validate_ifname, validate_port, validate_regex, validate_status_codes, validate_weight
@@ -34,7 +34,7 @@ def _version(address: str | None) -> int | None:
         return None
 
 
-PAIR_SETTINGS = ("ha_preempt", "ha_interval", "ha_port")  # Director fields both sides of a pair share
+PAIR_SETTINGS = ("ha_preempt", "ha_interval", "ha_vrid")  # Director fields both sides of a pair share
 
 
 class Director(models.Model):
@@ -76,17 +76,17 @@ class Director(models.Model):
         related_name="+",
         help_text="Failover partner carrying the same services.",
     )
-    # director pair (director/failover.py): the agents talk to each other directly, no central side involved
+    # director pair (director/vrrp.py, pair.py): each agent runs keepalived's VRRP, no central side involved
     ha_address = models.GenericIPAddressField(
         null=True,
         blank=True,
         unpack_ipv4=True,
-        help_text="This director's address for the failover protocol (UDP, HA port to HA port); both of a pair need one.",
+        help_text="This director's address for VRRP (keepalived's unicast adverts to the peer's); both of a pair need one.",
     )
     ha_priority = models.PositiveSmallIntegerField(
         default=100,
-        validators=[MinValueValidator(1), MaxValueValidator(255)],
-        help_text="Failover priority: the higher one holds the VIPs (a tie goes to the lower name).",
+        validators=[MinValueValidator(1), MaxValueValidator(254)],
+        help_text="VRRP priority (1-254): the higher one holds the VIPs.",
     )
     # the pair's protocol settings: both directors must agree (clean), and services.save() carries them to the peer
     ha_preempt = models.BooleanField(
@@ -100,17 +100,17 @@ class Director(models.Model):
         verbose_name="HA advert interval",
         help_text="Seconds between adverts (0.2-10); the BACKUP takes over after about 3 intervals of silence.",
     )
-    ha_port = models.PositiveIntegerField(
-        default=DEFAULT_PORT,
-        validators=[validate_port],
-        verbose_name="HA port",
-        help_text="UDP port of the failover adverts, the same on both directors.",
+    ha_vrid = models.PositiveSmallIntegerField(
+        default=DEFAULT_VRID,
+        validators=[MinValueValidator(1), MaxValueValidator(255)],
+        verbose_name="HA virtual router id",
+        help_text="VRRP virtual router id (1-255), the same on both directors and unique on their network.",
     )
     ha_secret = models.CharField(
         max_length=100,
         blank=True,
         editable=False,
-        help_text="HMAC key of the pair's adverts; generated, and the lower-id director's one serves the pair.",
+        help_text="The pair's VRRPv2 password (its first 8 characters); generated, the lower-id director's serves the pair.",
     )
     state = models.CharField(max_length=10, choices=C.AgentState.choices, default=C.AgentState.UNKNOWN)
     last_seen = models.DateTimeField(null=True, blank=True)

@@ -10,9 +10,9 @@ One `Agent` lives in the director's Celery worker process (see worker.py). It
 * runs the health-check engine (health/engine.py) and, on a flip, re-plans immediately - no round trip;
 * publishes a heartbeat, a stats snapshot, history and drift to Redis through `Reporter` (report.py), and
   events through the disk-buffered EventLog (events.py), so nothing is lost while Redis is away;
-* when the desired state names a peer (`failover`), lets `Pair` (pair.py) decide the role: the IPVS table is
-  programmed on both directors, the VIPs are only up while this one is MASTER - all of it without Redis or
-  the central side.
+* when the desired state names a peer (`failover`), lets `Pair` (pair.py) run keepalived's VRRP: the IPVS
+  table is programmed on both directors, keepalived holds the VIPs on the MASTER only - all of it without
+  Redis or the central side.
 
 This module only wires those parts together with callbacks (none of them imports it). All kernel changes
 happen under one lock: applies from Celery, flips from health checks and role changes are serialised.
@@ -64,10 +64,11 @@ class Agent:
             name,
             netns,
             self._lock,
-            desired=lambda: self.desired,
-            program=self._program,
+            directory=os.path.join(state_dir, "keepalived"),
+            program=self._reconcile,
             emit=self.events.emit,
             flush=self._flush_soon,
+            daemons=self._daemons,
         )
         self.reporter = Reporter(
             name,
@@ -122,7 +123,7 @@ class Agent:
             )
         else:
             self.events.emit("agent", "agent started with no saved state")
-        self.pair.update(self.desired.failover if self.desired else None)
+        self.pair.update(self.desired)
         self._stop.clear()
         self._flipper = threading.Thread(target=self._flip_loop, name="umw-flips", daemon=True)
         self._flipper.start()
@@ -132,7 +133,7 @@ class Agent:
         self._reporter.start()
 
     def stop(self) -> None:
-        self.pair.stop(resign=True)
+        self.pair.stop()
         self._stop.set()
         self.engine.stop()
         for thread in (self._flipper, self._reporter):
@@ -177,7 +178,7 @@ class Agent:
             self.desired = state
             result = self._reconcile()
             self._update_engine()
-        self.pair.update(state.failover)
+        self.pair.update(state)
         result.update(job_id=job_id, revision=state.revision, seconds=round(time.monotonic() - started, 6))
         level = "error" if result["errors"] else "info"
         msg = f"applied revision {state.revision}: {result['ops']} kernel operation(s)"
@@ -201,12 +202,10 @@ class Agent:
             full=full,
         )
 
-    def _program(self, vips_only: bool) -> dict:
-        """The pair's callback on a role change (it holds the lock): only the VIPs on a takeover, else all."""
-        if vips_only:
-            state = self.desired
-            return self.host.apply_vips(state, self.pair.active_vips(state) if state else ())
-        return self._reconcile()
+    def _daemons(self) -> dict:
+        """The IPVS sync daemons running now (for the pair's snapshot; one netlink query, under the lock)."""
+        with self._lock:
+            return self.host.wire.daemons()
 
     # -- health --------------------------------------------------------------------------------------------
     def _update_engine(self) -> None:

@@ -17,9 +17,11 @@ Shape (all keys always present; see `DesiredState.from_dict` for defaults)::
     }
 
 `failover` (optional; None = a lone director, which always holds its VIPs) makes this director one of an
-active/backup pair (director/failover.py): {"local_address", "peer_address", "port", "priority", "secret",
-"interval", "preempt", optional "sync_daemon" (default true) and "sync_id"}. Both directors program the same
-IPVS table; only the MASTER puts the VIPs up; the IPVS sync daemons copy connections to the BACKUP.
+active/backup pair on keepalived's VRRP (director/vrrp.py, pair.py): {"local_address", "peer_address",
+"priority", "secret", "interval", "preempt", "vrid", optional "sync_daemon" (default true), "sync_id" and
+"track_agent" (default true)}. Both directors program the same IPVS table; keepalived holds the VIPs on the
+MASTER only; the agent's IPVS sync daemons copy connections to the BACKUP. Keys of the earlier home-made
+protocol (`port`) are ignored, so a state saved before the change still loads.
 
 A ServiceSpec carries the IPVS service, its ldirectord/keepalived check settings, an optional fallback
 (sorry) server and its real servers with their *admin* state. The agent derives the kernel weight from
@@ -151,7 +153,7 @@ class DesiredState:
     def from_dict(cls, d: dict) -> DesiredState:
         d = dict(d)
         if d.get("failover"):
-            from .failover import Config
+            from .vrrp import Config
 
             Config.from_dict(d["failover"])  # a bad pair config rejects the document, like any bad field
         else:

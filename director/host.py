@@ -92,21 +92,6 @@ class Host:
             errors.append(f"ipvs: {exc}")
         return {"ops": ops, "errors": errors}
 
-    def apply_vips(self, state: DesiredState | None, vips: tuple[str, ...]) -> dict:
-        """Only the VIPs, for a role change: the takeover time is what a client waits, so no nft run, no sysctl,
-        no IPVS diff (in a pair the table is already programmed on both directors)."""
-        if state is None or not state.wan_interface:
-            return {"ops": 0, "errors": []}
-        try:
-            done = vip.ensure(state.wan_interface, list(vips), netns=self.netns)
-        except Exception as exc:
-            self._applied = None  # the next reconcile retries the host settings
-            return {"ops": 0, "errors": [f"vips: {exc}"]}
-        if self._applied is not None:
-            ip_forward, wan, _, masquerade, sync = self._applied
-            self._applied = (ip_forward, wan, vips, masquerade, sync)
-        return {"ops": len(done["added"]) + len(done["removed"]), "errors": []}
-
     def ensure_sync(self, wan: str, sync_id: int) -> None:
         """Both IPVS sync daemons on both directors of a pair, whatever the role: the MASTER's master daemon
         multicasts its connections on the WAN, the BACKUP's backup daemon keeps a copy, so a new MASTER finds

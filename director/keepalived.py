@@ -124,16 +124,17 @@ class Keepalived:
             self._restart_at = None
             self._pid = None
             proc, self._proc = self._proc, None
-        self._stop.set()
+            self._stop.set()  # under the lock: the watch thread must not take this exit for a crash
+        if pid is not None:  # first, before anything else: the peer waits for this priority-0 advert
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self._drain_fifo()  # the STOP notice
         if pid is None:
+            self._drain_fifo()
             self._close_fifo()
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(pid, proc) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -336,7 +337,8 @@ class Keepalived:
         try:
             with open(self.paths.alive, "a"):
                 pass
-            os.utime(self.paths.alive)
+            now = time.time()
+            os.utime(self.paths.alive, (now, now))  # explicit times: UML's hostfs ignores "now" (utime NULL)
         except OSError as exc:
             log.debug("liveness file: %s", exc)
 

@@ -1,17 +1,25 @@
-"""The pair part of the agent: which role this director plays in a pair, and so which VIPs it holds.
+"""The pair part of the agent: keepalived's VRRP decides which director of a pair holds the VIPs.
 
-Why a room of its own: the role decision (today our own protocol, failover.py, in a thread) is the piece that
-can be swapped for another one (keepalived's VRRP) without touching how the kernel is programmed (host.py) or
-reported (report.py). Whatever decides the role offers the agent the same small surface:
+Why keepalived and not our own protocol: see vrrp.py. This part renders keepalived's configuration from the
+desired state (vrrp.render), keeps one `keepalived --vrrp` running on it (keepalived.py: SIGHUP on change,
+restart if it dies, adoption after an agent crash, clean stop) and reports what keepalived tells it. It offers
+the agent the same small surface as before:
 
-* `update(config)` - the `failover` part of the desired state (a dict, or None for a lone director);
-* `stop()` - leave the pair; a MASTER hands over at once;
+* `update(state)` - the desired state (a pair when its `failover` part is set, else a lone director);
+* `stop()` - leave the pair: keepalived stops, sends a priority-0 advert, and the peer takes over at once;
 * `active_vips(state)` / `sync_wanted(state)` - what the host should hold now, read under the agent's lock;
-* `snapshot()` - the `ha` part of the stats snapshot (director/keys.py documents it), or None;
+* `snapshot()` - the `ha` part of the stats snapshot (director/keys.py documents it), or None.
 
-and it tells the agent about a role change through the callbacks it was built with: under `lock` it sets
-`role` and calls `program(vips_only)` (the agent reprograms the host: only the VIPs on a takeover, everything
-when the pair is left), then `emit(kind, message, level=..., data=...)` and `flush()` for the event.
+Who owns what in a pair: keepalived adds and removes the VIPs (and announces them: gratuitous ARP, unsolicited
+NA), so `active_vips()` is empty for a paired director - the host then only removes VIPs *it* added while the
+director was alone (vip.py marks its own), never keepalived's. The IPVS table is programmed on both directors
+by the host, as for a lone director. IPVS connection sync stays with the agent's netlink sync daemons
+(host.ensure_sync: master and backup daemon on both directors), not keepalived's lvs_sync_daemon: they run
+whatever the role, so a takeover switches nothing, and they were proven before keepalived came.
+
+Every transition is an event with keepalived's own reason ("Receive advertisement timeout", "Master received
+advert from 100.64.0.2 with higher priority 150, ours 100", "VRRP_Script(umw_agent) failed"), and the agent
+reports none of it through Redis on the takeover path: failover needs no central side.
 """
 
 from __future__ import annotations
@@ -21,17 +29,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import failover
+from . import keepalived, vip, vrrp
 from .desired import DesiredState
 from .host import Sync
 
 log = logging.getLogger(__name__)
 
-GARP_REPEATS = (1.0, 2.0)  # seconds after becoming MASTER when the gratuitous ARPs are sent again
-
 
 class Pair:
-    """Runs failover.py's protocol in its own thread while the desired state names a peer."""
+    """The agent's side of a director pair: one supervised keepalived while the desired state names a peer."""
 
     def __init__(
         self,
@@ -39,164 +45,171 @@ class Pair:
         netns: str | None,
         lock: threading.RLock,
         *,
-        desired: Callable[[], DesiredState | None],
-        program: Callable[[bool], dict],
+        directory: str,
+        program: Callable[[], dict],
         emit: Callable[..., None],
         flush: Callable[[], None],
+        daemons: Callable[[], dict] = dict,
     ):
         self.name = name
         self.netns = netns
         self.lock = lock
-        self.desired = desired
+        self.directory = directory  # keepalived's files, under the agent's state directory
         self.program = program
         self.emit = emit
         self.flush = flush
-        self.role = failover.INIT  # what active_vips() reads; only changed under `lock`
-        self.runner: failover.Runner | None = None
-        self.config: dict | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._resign = False  # when stopping the thread: hand over to the peer at once
-        self._garp_due: list[float] = []
+        self.daemons = daemons  # the IPVS sync daemons running now (host.wire.daemons)
+        self.role = vrrp.INIT  # only changed under `lock`
+        self.config: vrrp.Config | None = None
+        self.since: float | None = None  # wall time of the last transition
+        self.reason = ""
+        self.ka: keepalived.Keepalived | None = None
+        self._vips: tuple[str, ...] = ()  # what keepalived was told to hold (dropped if it dies)
+        self._wan = ""
 
     # -- what the host holds ---------------------------------------------------------------------------------
     def active_vips(self, state: DesiredState) -> tuple[str, ...]:
-        """The VIPs to hold now: all of them for a lone director, none unless MASTER for one of a pair."""
-        if not state.failover:
-            return state.vips
-        return state.vips if self.role == failover.MASTER else ()
+        """The VIPs the host itself holds: all of them for a lone director, none in a pair (keepalived's)."""
+        return () if state.failover else state.vips
 
     def sync_wanted(self, state: DesiredState) -> Sync | None:
         """(interface, sync id) of the pair's connection sync, or None (no pair, sync off, no WAN interface)."""
         if not state.failover or not state.wan_interface:
             return None
-        config = failover.Config.from_dict(state.failover)
+        config = vrrp.Config.from_dict(state.failover)
         return (state.wan_interface, config.sync_id) if config.sync_daemon else None
 
     # -- life cycle ------------------------------------------------------------------------------------------
-    def update(self, wanted: dict | None) -> None:
-        """Start, restart or stop the pair thread when the `failover` settings change. Never under the lock:
-        stopping joins the thread, and its transitions take the lock."""
-        if wanted == self.config:
-            return
-        self.stop(resign=True)
-        self.config = wanted
+    def update(self, state: DesiredState | None) -> None:
+        """Start, reload or stop keepalived for this desired state. Never under the agent's lock: stopping
+        waits for keepalived, and its notices take the lock."""
+        wanted = state.failover if state else None
         if not wanted:
-            with self.lock:
-                self.role = failover.INIT
-                self.program(False)  # a lone director again: its VIPs go up
-            return
-        config = failover.Config.from_dict(wanted)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, args=(config, self._stop), name="umw-failover", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, resign: bool = True) -> None:
-        """Leave the pair: a MASTER drops its VIPs and resigns (priority 0) so the peer takes over at once."""
-        thread = self._thread
-        if thread is None:
-            return
-        self._resign = resign
-        self._stop.set()
-        thread.join(timeout=10)
-        self._thread = None
-        self.runner = None
-
-    def _loop(self, config: failover.Config, stop: threading.Event) -> None:
-        """The pair thread: bind (retrying while the address is missing), then run the protocol until stopped."""
-        transport = None
-        for attempt in range(1_000_000):
-            try:
-                transport = failover.UdpTransport(config, netns=self.netns)
-                break
-            except OSError as exc:
-                if attempt == 0:
-                    self.emit(
-                        "agent",
-                        f"failover: cannot bind {config.local_address}:{config.port}: {exc}; retrying",
-                        level="error",
-                    )
-                    self.flush()
-            if stop.wait(1.0):
-                return
-        if transport is None:
-            return
-        runner = failover.Runner(self.name, config, transport, self._on_transition)
-        self.runner = runner
-        try:
-            runner.start()
-            while not stop.is_set():
-                runner.step(max_wait=0.2)
-                self._garp_repeat()
-            if self._resign and runner.state == failover.MASTER:
+            if self.ka is not None or self.config is not None:
+                self.stop()
                 with self.lock:
-                    self.role = failover.BACKUP
-                    self.program(False)
-                runner.resign()
-                self.emit("agent", "failover: left the pair, VIPs released", data={"ha": "resigned"})
-        except Exception:
-            log.exception("failover thread failed")
-        finally:
-            transport.close()
+                    self.program()  # a lone director again: the host puts its VIPs up
+            return
+        config = vrrp.Config.from_dict(wanted)
+        wan = state.wan_interface
+        try:
+            ifname = vip.interface_of(config.local_address, netns=self.netns) or wan
+            if self.ka is None:
+                self.ka = keepalived.Keepalived(
+                    self.directory,
+                    self._on_notice,
+                    self._on_exit,
+                    netns=self.netns,
+                    track_agent=config.track_agent,
+                )
+            self.ka.track_agent = config.track_agent
+            text = vrrp.render(self.name, config, ifname, wan or ifname, state.vips, self.ka.paths)
+            self.config, self._vips, self._wan = config, tuple(state.vips), wan or ifname
+            done = self.ka.configure(text)
+        except (OSError, RuntimeError, ValueError) as exc:
             with self.lock:
-                self.role = failover.INIT
+                self._transition(vrrp.FAULT, f"keepalived not running: {exc}")
+            self.emit("agent", f"failover: keepalived could not be started: {exc}", level="error")
+            self.flush()
+            return
+        if done.startswith("adopted") and self.role == vrrp.INIT:
+            # an earlier agent left keepalived running: its marker address on lo says whether it is MASTER
+            master = vip.present("lo", config.marker, netns=self.netns)
+            with self.lock:
+                self._transition(
+                    vrrp.MASTER if master else vrrp.BACKUP, "keepalived adopted after an agent restart"
+                )
+        if done != "unchanged":
+            self.emit(
+                "agent",
+                f"failover: keepalived {done} (pid {self.ka.pid}), VRRPv{config.version} "
+                f"vrid {config.vrid} priority {config.priority} to {config.peer_address}",
+                data={"keepalived": done, "pid": self.ka.pid},
+            )
+            self.flush()
 
-    # -- role changes ----------------------------------------------------------------------------------------
-    def _on_transition(self, role: str, reason: str) -> None:
-        """Pair-thread callback: VIPs follow the role, a new MASTER announces them, and it is an event."""
-        started = time.monotonic()
+    def stop(self) -> None:
+        """Leave the pair: keepalived resigns (priority 0) and removes its addresses; the peer takes over."""
+        ka = self.ka
+        self.ka, self.config = None, None
+        if ka is None:
+            return
+        was = self.role
+        ka.stop()
         with self.lock:
-            self.role = role
-            outcome = self.program(True)
-            state = self.desired()
-            wan = state.wan_interface if state else ""
-            vips = list(state.vips) if state else []
-        garp = 0
-        if role == failover.MASTER and wan:
-            garp = self._send_garp(wan, vips)
-            self._garp_due = [time.monotonic() + d for d in GARP_REPEATS]
-        else:
-            self._garp_due = []
-        seconds = round(time.monotonic() - started, 4)
+            self.role, self.since, self.reason = vrrp.INIT, time.time(), "left the pair"
+        if was == vrrp.MASTER:
+            self.emit("agent", "failover: left the pair, VIPs released", data={"ha": "resigned"})
+
+    # -- what keepalived tells us ----------------------------------------------------------------------------
+    def _transition(self, state: str, reason: str) -> None:
+        """Caller holds the lock."""
+        self.role, self.since, self.reason = state, time.time(), reason
+
+    def _on_notice(self, notice: vrrp.Notice, reason: str) -> None:
+        """Watch-thread callback: a transition keepalived made (it already moved the addresses)."""
+        if notice.state == self.role:
+            return
+        with self.lock:
+            self._transition(notice.state, reason)
+        if notice.state == vrrp.STOP:
+            return  # stop() reports leaving the pair
+        level = {vrrp.MASTER: "warning", vrrp.FAULT: "error"}.get(notice.state, "info")
         self.emit(
             "agent",
-            f"failover: {role}: {reason}",
-            level="warning" if role == failover.MASTER else "info",
-            data={"ha": role, "reason": reason, "garp": garp, "seconds": seconds, **outcome},
+            f"failover: {notice.state}" + (f": {reason}" if reason else ""),
+            level=level,
+            data={"ha": notice.state, "reason": reason, "priority": notice.priority},
         )
-        log.warning("failover: %s: %s (%s s)", role, reason, seconds)
+        log.warning("failover: %s: %s", notice.state, reason)
         self.flush()
 
-    def _garp_repeat(self) -> None:
-        """Gratuitous ARP again shortly after a takeover, in case the first frames met a busy neighbour."""
-        if not self._garp_due or time.monotonic() < self._garp_due[0]:
-            return
-        self._garp_due = self._garp_due[1:]
-        state = self.desired()
-        if self.role == failover.MASTER and state and state.wan_interface:
-            self._send_garp(state.wan_interface, list(state.vips))
-
-    def _send_garp(self, wan: str, vips: list[str]) -> int:
+    def _on_exit(self, text: str) -> None:
+        """Watch-thread callback: keepalived died. A killed keepalived leaves its addresses behind; the peer
+        takes them over, so they go now (not when keepalived is back), or both directors would answer."""
+        dropped: list[str] = []
         try:
-            return failover.send_garp(wan, vips, netns=self.netns)
-        except OSError as exc:
-            log.warning("gratuitous ARP on %s failed: %s", wan, exc)
-            return 0
+            if self._wan:
+                dropped += vip.drop(self._wan, list(self._vips), netns=self.netns)
+            if self.config is not None:
+                dropped += vip.drop("lo", [self.config.marker], netns=self.netns)
+        except Exception as exc:  # reported; keepalived's restart removes them too (BACKUP at start)
+            text += f"; leftover VIPs not removed: {exc}"
+        with self.lock:
+            self._transition(vrrp.FAULT, text)
+        self.emit(
+            "agent",
+            f"failover: FAULT: {text}" + (f"; dropped {', '.join(dropped)}" if dropped else ""),
+            level="error",
+            data={"ha": vrrp.FAULT, "reason": text, "dropped": dropped},
+        )
+        self.flush()
 
     # -- reporting -------------------------------------------------------------------------------------------
     def snapshot(self) -> dict | None:
         """This director's side of the pair for the dashboard; None for a lone director."""
-        runner = self.runner
-        if not self.config:
+        config, ka = self.config, self.ka
+        if config is None:
             return None
-        ago = runner.peer_seen_ago() if runner else None
+        try:
+            daemons = self.daemons()
+        except Exception:
+            daemons = {}
         return {
             "state": self.role,
-            "priority": int(self.config.get("priority", failover.DEFAULT_PRIORITY)),
-            "peer_seen": None if ago is None else round(time.time() - ago, 3),
-            "peer_seen_ago": None if ago is None else round(ago, 3),
-            "peer": self.config.get("peer_address"),
-            "rejected": runner.rejected if runner else 0,
+            "priority": config.priority,
+            "peer": config.peer_address,
+            "since": self.since,
+            "reason": self.reason,
+            "vrid": config.vrid,
+            "version": config.version,
+            "interval": config.interval,
+            "preempt": config.preempt,
+            "master_down": round(config.master_down, 3),
+            "keepalived": {
+                "pid": ka.pid if ka else None,
+                "restarts": ka.restarts if ka else 0,
+                "last_exit": ka.last_exit if ka else "",
+            },
+            "sync": {role: role in daemons for role in ("master", "backup")} if config.sync_daemon else None,
         }

@@ -106,3 +106,44 @@ def list_vips(ifname: str, netns: str | None = None) -> list[str]:
         if not links:
             return []
         return [f"{e['address']}/{e['prefixlen']}" for e in _current(ipr, links[0]) if is_ours(e, ifname)]
+
+
+def interface_of(address: str, netns: str | None = None) -> str | None:
+    """The interface holding `address` (a pair's own address: keepalived sends its adverts there), or None."""
+    from pyroute2 import IPRoute
+
+    wanted = str(ipaddress.ip_address(address))
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        for msg in ipr.get_addr():
+            found = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            if found and str(ipaddress.ip_address(found)) == wanted:
+                return ipr.get_links(msg["index"])[0].get_attr("IFLA_IFNAME")
+    return None
+
+
+def present(ifname: str, address: str, netns: str | None = None) -> bool:
+    """Is `address` ("addr" or "addr/prefix") on `ifname`, whoever added it?"""
+    from pyroute2 import IPRoute
+
+    wanted = str(parse_vip(address).ip)
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        links = ipr.link_lookup(ifname=ifname)
+        return bool(links) and any(e["address"] == wanted for e in _current(ipr, links[0]))
+
+
+def drop(ifname: str, addresses: list[str], netns: str | None = None) -> list[str]:
+    """Remove these addresses from `ifname` whoever added them (the VIPs a killed keepalived left behind);
+    returns the ones that were there."""
+    from pyroute2 import IPRoute
+
+    wanted = {str(parse_vip(a).ip) for a in addresses}
+    removed = []
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        links = ipr.link_lookup(ifname=ifname)
+        if not links:
+            return []
+        for entry in _current(ipr, links[0]):
+            if entry["address"] in wanted:
+                ipr.addr("del", index=links[0], address=entry["address"], prefixlen=entry["prefixlen"])
+                removed.append(f"{entry['address']}/{entry['prefixlen']}")
+    return removed

@@ -1,4 +1,4 @@
-"""ServicePlans -> keepalived.conf virtual_server blocks (no VRRP: failover is configured elsewhere).
+"""ServicePlans -> keepalived.conf virtual_server blocks (no VRRP: the pair agents write their own, director/vrrp.py).
 
 keepalived keeps checks per real server, so each real server gets the service's checker. Our check types map
 onto keepalived's checkers (negotiate http/https -> HTTP_GET/SSL_GET, smtp -> SMTP_CHECK, dns -> DNS_CHECK,

@@ -42,8 +42,8 @@ FORMAT = "keepalived"
 LB_KIND = {"NAT": "masq", "DR": "gate", "TUN": "ipip"}
 NOT_IMPORTED = {
     "global_defs": "daemon settings",
-    "vrrp_instance": "VRRP failover is managed outside Ultra Monkey Web",
-    "vrrp_sync_group": "VRRP failover is managed outside Ultra Monkey Web",
+    "vrrp_instance": "VRRP comes from the director pair settings (the agents run keepalived), not from an import",
+    "vrrp_sync_group": "VRRP comes from the director pair settings (the agents run keepalived), not from an import",
     "vrrp_script": "VRRP tracking scripts are not imported",
     "vrrp_track_process": "VRRP tracking is not imported",
     "track_file": "VRRP tracking is not imported",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -100,13 +101,66 @@ def test_it_pushes_the_partner_when_the_pair_changes(client, admin_user, db):
     assert desired_state(Director.objects.get(pk=b.pk)).failover["peer_address"] == "10.9.0.1"
 
 
-def test_it_shows_the_ha_state_on_the_director_page(client, admin_user, pair, redis_client):
-    a, _ = pair
-    snap = write_snapshot(redis_client, a)
-    snap["ha"] = {"state": "MASTER", "priority": 150, "peer_seen": snap["time"] - 0.4, "peer_seen_ago": 0.4}
-    redis_client.set(keys.stats_key(a.name), json.dumps(snap), ex=keys.STATS_TTL)
+def _ha(state, since, reason="", sync=True, **extra):
+    """The `ha` part of a paired agent's snapshot (director/pair.py Pair.snapshot)."""
+    return {
+        "state": state,
+        "priority": 150 if state == "MASTER" else 100,
+        "peer": "10.9.0.2",
+        "since": since,
+        "reason": reason,
+        "keepalived": {"pid": 812, "restarts": 0, "last_exit": ""},
+        "sync": {"master": sync, "backup": True},
+        **extra,
+    }
+
+
+def _write_ha(redis_client, director, ha, conns=0):
+    snap = write_snapshot(redis_client, director)
+    for svc in snap["services"].values():  # the demo-free pair has no services: add one with `conns`
+        svc["dests"]["x"]["active"] = conns
+    if not snap["services"]:
+        snap["services"] = {"tcp:x": {"dests": {"x": {"active": conns, "inactive": 0}}}}
+    snap["ha"] = ha
+    redis_client.set(keys.stats_key(director.name), json.dumps(snap), ex=keys.STATS_TTL)
+    return snap
+
+
+def test_it_shows_state_peer_priority_last_transition_and_readiness_on_the_director_page(
+    client, admin_user, pair, redis_client
+):
+    a, b = pair
+    now = time.time()
+    _write_ha(redis_client, a, _ha("MASTER", now - 42, "Receive advertisement timeout"), conns=12)
+    _write_ha(redis_client, b, _ha("BACKUP", now - 40, "Master received advert from 10.9.0.1"), conns=12)
     client.force_login(admin_user)
-    html = client.get(reverse("director_detail", args=[a.pk])).content.decode()
-    assert "HA: <strong>MASTER</strong> (priority 150), peer seen 0.4 s ago" in html
+    html = " ".join(client.get(reverse("director_detail", args=[a.pk])).content.decode().split())
+    assert '<span class="badge ok">MASTER</span> priority 150 · peer <a href="/directors/' in html
+    assert ">lb2</a> BACKUP · last transition 4" in html and "s ago: Receive advertisement timeout" in html
+    assert '<span class="badge ok">ready for a takeover</span>' in html
+    assert "✓ peer lb2 seen (BACKUP)" in html and "✓ sync daemons running on both" in html
+    assert "✓ BACKUP holds 12 of 12 MASTER connections" in html
+    overview = " ".join(client.get(reverse("overview")).content.decode().split())
+    assert 'data-stat="ha" title="priority 150; Receive advertisement timeout">MASTER</span>' in overview
+    assert "peer lb2 BACKUP · since 4" in overview and "· ready</span>" in overview
     write_snapshot(redis_client, a)  # a lone director's snapshot has no "ha": no line
     assert 'data-stat="ha"' not in client.get(reverse("director_detail", args=[a.pk])).content.decode()
+
+
+def test_it_says_why_a_pair_is_not_ready(client, admin_user, pair, redis_client):
+    a, b = pair
+    now = time.time()
+    _write_ha(redis_client, a, _ha("MASTER", now - 5, sync=False), conns=9)
+    client.force_login(admin_user)
+    html = " ".join(client.get(reverse("director_detail", args=[a.pk])).content.decode().split())
+    assert "not ready for a takeover" in html and "✗ peer lb2 not reporting" in html
+    assert "✗ sync daemons not running: here, lb2" in html
+    _write_ha(redis_client, b, _ha("MASTER", now - 1, "Receive advertisement timeout"), conns=0)
+    html = " ".join(client.get(reverse("director_detail", args=[a.pk])).content.decode().split())
+    assert "✗ peer lb2 is MASTER too: they cannot hear each other" in html
+    _write_ha(redis_client, b, _ha("BACKUP", now - 1), conns=3)
+    html = " ".join(client.get(reverse("director_detail", args=[a.pk])).content.decode().split())
+    assert "✗ BACKUP holds 3 of 9 MASTER connections" in html
+    _write_ha(redis_client, a, _ha("FAULT", now - 1, "VRRP_Script(umw_agent) failed (exited with status 1)"))
+    html = " ".join(client.get(reverse("director_detail", args=[a.pk])).content.decode().split())
+    assert '<span class="badge bad">FAULT</span>' in html and "VRRP_Script(umw_agent) failed" in html

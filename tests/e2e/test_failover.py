@@ -202,6 +202,15 @@ def _try_http() -> str | None:
         return None
 
 
+def _knock6() -> None:
+    """A TCP connection attempt to [VIP6]:80 from the lab namespace (no service there: the director's kernel
+    answers with a reset), so the lab namespace resolves VIP6 to a link-layer address."""
+    try:
+        vip_connection(2.0, 80, VIP6).close()
+    except ConnectionRefusedError:
+        pass
+
+
 def _drs_up() -> subprocess.Popen:
     """The shared real server: a namespace on the lab bridge with the VIP on lo (direct routing: it answers
     the client itself and never ARPs for the VIP), serving HTTP on :8080."""
@@ -310,24 +319,27 @@ def test_it_copies_the_masters_connections_to_the_backup(lab):
 
 def test_it_fails_over_within_the_vrrp_bound_when_the_masters_keepalived_is_killed(lab):
     assert http_get() in ("rs1", "rs2")  # fresh neighbour entries pointing at lab1, IPv4 and IPv6
-    ns("ping", "-6", "-c", "1", "-W", "2", VIP6)
+    _knock6()
     assert lab.neighbour().startswith(MAC["lab1"]) and lab.neighbour(VIP6).startswith(MAC["lab1"])
     killed = lab.call("lab1", "lab.keepalived_kill")
     appeared = lab.call("lab2", "lab.wait_addr", f"{VIP}/24", True, timeout=BOUND + 5)
     assert appeared is not None, "lab2 did not take the VIP"
     took = appeared - killed["time"]  # both guest clocks are the host's
-    # no traffic sent since: only lab2's gratuitous ARP / unsolicited NA can have moved the entries
-    v4 = wait_until(lambda: lab.neighbour().startswith(MAC["lab2"]) and lab.neighbour(), 3, 0.05, what="GARP")
-    v6 = wait_until(
-        lambda: lab.neighbour(VIP6).startswith(MAC["lab2"]) and lab.neighbour(VIP6), 3, 0.05, what="NA"
+    # no traffic sent since: only lab2's gratuitous ARP / unsolicited NA can have moved the entries (looked at
+    # at once: lab1's restarted keepalived takes the VIPs back within seconds, and announces them too)
+    v4, v6 = wait_until(
+        lambda: (
+            (n := (lab.neighbour(), lab.neighbour(VIP6))) and all(x.startswith(MAC["lab2"]) for x in n) and n
+        ),
+        3,
+        0.02,
+        what="gratuitous ARP and unsolicited NA from lab2",
     )
     print(
         f"\nkeepalived SIGKILLed on lab1: lab2 holds the VIPs {took:.2f} s later "
         f"(bound 3 x {INTERVAL:g} s + skew = {BOUND:.2f} s); neighbours {v4} / {v6}"
     )
     assert took <= BOUND + SLACK
-    assert f"{VIP6}/64" in lab.call("lab2", "lab.addrs", "eth0", 6)
-    assert {http_get(timeout=2.0) for _ in range(4)} == {"rs1", "rs2"}
     # the agent saw its keepalived die, dropped the addresses it left, restarted it; lab1 preempts
     wait_until(lambda: lab.holds_vip("lab1") and not lab.holds_vip("lab2"), 20, 0.2, what="lab1 preempts")
     ha1 = wait_until(lambda: (lab.ha("lab1") or {}).get("state") == "MASTER" and lab.ha("lab1"), 10, 0.5)
@@ -349,13 +361,20 @@ def test_it_keeps_an_established_connection_through_a_clean_handover_and_back(la
             return any(client in line and "ESTABLISHED" in line for line in out.splitlines())
 
         wait_until(copied, 10, 0.3, what="the connection in lab2's table")
+        # lab2 watches for the VIP from before the stop: the agent's exit (Celery's shutdown) takes longer
+        watch = lab.ctl.send_task("lab.wait_addr", args=[f"{VIP}/24", True, "eth0", 10], queue="lab.lab2")
+        time.sleep(0.5)
         stopped = lab.call("lab1", "lab.agent_stop", "TERM")  # returns once the agent has exited
-        # the agent stopped its keepalived, which resigned (priority 0): no 3 x advert wait
-        appeared = lab.call("lab2", "lab.wait_addr", f"{VIP}/24", True, timeout=5)
+        # the agent stopped its keepalived first, which resigned (priority 0): no 3 x advert wait
+        appeared = watch.get(timeout=30)
         assert appeared is not None and not lab.holds_vip("lab1")
         handover = appeared - stopped["time"]
-        print(f"\nclean stop of lab1's agent: lab2 holds the VIP {handover:.2f} s after SIGTERM")
-        assert handover < BOUND
+        print(
+            f"\nclean stop of lab1's agent: lab2 holds the VIP {handover:.2f} s after SIGTERM "
+            f"(the agent exited after {stopped['exited'] - stopped['time']:.2f} s)"
+        )
+        # the timeout path would take at least 3 x advert + skew - 1 advert = 2.61 s from the SIGTERM
+        assert handover < 2.0
         wait_until(lambda: lab.neighbour().startswith(MAC["lab2"]), 3, 0.05, what="neighbour moved to lab2")
         assert _http_once(s, keep=True) == "drs"  # same TCP connection, now through lab2
         assert any(client in line for line in lab.call("lab2", "lab.ipvsadm", ["-Lnc"])[1].splitlines())
