@@ -14,7 +14,17 @@ from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualServ
 
 
 class ThroughServices(admin.ModelAdmin):
-    """Saves and deletes (one object, or "delete selected") go through services.save / services.remove."""
+    """Saves and deletes (one object, or "delete selected") go through services.save / services.remove.
+
+    `parent` (the foreign key to the director or service) is fixed once the object exists, as on the pages:
+    moving it would leave the old director running what it no longer owns.
+    """
+
+    parent = ""
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = (self.parent,) if obj is not None and self.parent else ()
+        return (*super().get_readonly_fields(request, obj), *fixed)
 
     def save_model(self, request, obj, form, change):
         services.save(obj, user=request.user, changed=form.changed_data)
@@ -90,6 +100,7 @@ class VirtualServiceAdmin(ThroughServices):
     list_filter = ("director", "protocol", "scheduler", "checktype")
     search_fields = ("name", "address")
     inlines = [RealServerInline]
+    parent = "director"
 
 
 @admin.register(RealServer)
@@ -97,6 +108,7 @@ class RealServerAdmin(ThroughServices):
     list_display = ("__str__", "service", "forwarding", "weight", "admin_state", "health", "health_reason")
     list_filter = ("admin_state", "health", "forwarding", "service__director")
     search_fields = ("address",)
+    parent = "service"
     # what the director observed, not something to type in
     readonly_fields = ("health", "health_reason", "health_latency", "health_changed")
 

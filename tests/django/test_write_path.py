@@ -213,3 +213,15 @@ def test_it_shows_events_tokens_and_jobs_read_only_in_the_admin(client, superuse
     event.refresh_from_db()
     token.refresh_from_db()
     assert event.message == "something happened" and token.name == "scripts" and token.revoked is None
+
+
+def test_it_keeps_a_real_server_in_its_service_when_the_admin_posts_another(client, superuser, demo, other):
+    client.force_login(superuser)
+    rs = RealServer.objects.get(service__director=demo, address="192.168.1.4", port=80)
+    data = {**REAL, "address": rs.address, "service": other.pk, "weight": "4", "l_threshold": "0"}
+    data.update(admin_state="active", after_drain="")
+    response = client.post(reverse("admin:clusters_realserver_change", args=[rs.pk]), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rs.refresh_from_db()
+    assert (rs.service.director, rs.weight) == (demo, 4)
+    assert not ApplyJob.objects.filter(director=other.director).exists()
