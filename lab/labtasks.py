@@ -97,7 +97,7 @@ def hold_open(port: int = 80) -> dict:
     s = _connect(port)
     hid = next(_ids)
     _held[hid] = (s, port)
-    return {"id": hid, "server": hold_probe(hid)}
+    return {"id": hid, "server": hold_probe(hid), "client_port": s.getsockname()[1]}
 
 
 @app.task(name="lab.hold_probe")
@@ -117,6 +117,34 @@ def hold_probe(hid: int) -> str:
 def hold_close(hid: int) -> None:
     s, _ = _held.pop(hid)
     s.close()
+
+
+_traffic: list[subprocess.Popen] = []
+
+
+@app.task(name="lab.traffic")
+def traffic(action: str, rate: float = 10.0, sessions: int = 6, duration: float = 600.0) -> str:
+    """Start or stop the lab traffic generator (lab/traffic.py: bounded rate, sessions and duration)."""
+    assert action in ("start", "stop")
+    while _traffic:
+        p = _traffic.pop()
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(10)
+    if action == "stop":
+        return "stopped"
+    argv = [PY, os.path.join(REPO, "lab", "traffic.py"), "--rate", str(rate), "--sessions", str(sessions)]
+    _traffic.append(
+        subprocess.Popen(
+            [*argv, "--duration", str(min(duration, 3600.0))],
+            cwd=os.path.join(REPO, "lab"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
+    return "started"
 
 
 def _pidfile(rs: str, what: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 
 import pytest
 
@@ -16,6 +17,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "lab"))
 
 from stack import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+
+def wait_until(predicate, timeout: float, step: float = 0.2, what: str = ""):
+    """Poll (bounded) until predicate() is truthy and return its value; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last {value!r}")
 
 
 def _skip_or_fail(reason: str):

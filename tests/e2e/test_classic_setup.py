@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from .conftest import wait_until
+
 pytestmark = pytest.mark.e2e
 
 DEMO = False  # the browser creates everything
@@ -28,17 +30,6 @@ RS1, RS2 = "192.168.1.4", "192.168.1.5"
 def submit(page, field: str) -> None:
     """Submit the form that holds `field` (the dashboard's forms have one submit button)."""
     page.locator(f"form:has([name={field}]) button:not([type=button])").last.click()
-
-
-def wait_until(predicate, timeout: float, step: float = 0.2, what: str = ""):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last {value!r}")
 
 
 def row(page, real: str):
