@@ -337,10 +337,7 @@ class VirtualService(models.Model):
     @property
     def label(self) -> str:
         """The name ipvsadm shows: TCP 172.16.10.52:80, FWM 1, TCP [2001:db8::1]:80."""
-        if self.protocol == C.Protocol.FWMARK:
-            return f"FWM {self.fwmark}" + (" IPv6" if self.family == 6 else "")
-        host = f"[{self.address}]" if self.family == 6 else self.address
-        return f"{self.protocol.upper()} {host}:{self.port}"
+        return keys.service_label(self.protocol, self.address, self.port, self.fwmark, self.family)
 
     def clean(self) -> None:
         errors: dict[str, str] = {}

@@ -252,10 +252,9 @@ class Agent:
         for spec, (address, port), did, up, result in changed:
             state = "up" if up else "down"
             reason = getattr(result, "reason", "")
-            where = f"{spec.address}:{spec.port}" if spec.protocol != "fwmark" else f"FWM {spec.fwmark}"
             self.events.emit(
                 "check",
-                f"real server {address}:{port} of {spec.protocol.upper()} {where} is {state}: {reason}",
+                f"real server {address}:{port} of {spec.label} is {state}: {reason}",
                 level="info" if up else "warning",
                 service=keys.service_key_for(spec),
                 real=did,

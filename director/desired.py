@@ -33,6 +33,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
+from .keys import service_label
+
 PROTOCOLS = ("tcp", "udp", "sctp", "fwmark")
 FORWARDING = ("masq", "gate", "ipip")
 ADMIN_STATES = ("active", "draining", "maintenance")
@@ -124,6 +126,11 @@ class ServiceSpec:
         if self.protocol == "fwmark":
             return ("fwmark", self.family, int(self.fwmark))
         return (self.protocol, str(ipaddress.ip_address(self.address)), int(self.port))
+
+    @property
+    def label(self) -> str:
+        """What events and the stats snapshot call it (the same name the dashboard shows)."""
+        return service_label(self.protocol, self.address, self.port, self.fwmark, self.family)
 
     @classmethod
     def from_dict(cls, d: dict) -> ServiceSpec:

@@ -53,6 +53,15 @@ def service_id(protocol: str, address: str = "", port: int = 0, fwmark: int = 0,
     return f"{protocol}|{_host(address)}|{int(port)}"
 
 
+def service_label(protocol: str, address: str = "", port: int = 0, fwmark: int = 0, family: int = 4) -> str:
+    """The one human name of a virtual service, as `ipvsadm -L` prints it: TCP 172.16.10.52:80,
+    TCP [2001:db8::1]:80, FWM 1, FWM 1 IPv6 (pages, events, exports and import messages all use it)."""
+    if protocol == "fwmark":
+        return f"FWM {fwmark}" + (" IPv6" if family == 6 else "")
+    host = f"[{address}]" if family == 6 or ":" in (address or "") else address
+    return f"{protocol.upper()} {host}:{port}"
+
+
 def dest_id(svc_id: str, address: str, port: int) -> str:
     """Stable text id of a real server inside a service."""
     return f"{svc_id}|{_host(address)}|{int(port)}"

@@ -94,9 +94,7 @@ class Reporter:
                     },
                 }
             services[sid] = {
-                "label": f"{spec.protocol.upper()} {spec.address}:{spec.port}"
-                if spec.protocol != "fwmark"
-                else f"FWM {spec.fwmark}",
+                "label": spec.label,
                 "scheduler": spec.scheduler,
                 "stats": ipvs_model.stats_dict(ksvc.stats) if ksvc else {},
                 "healthy": healthy,

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from director.keys import service_label
+
 from ..checkfields import plan_fields
 
 # Model choice values, repeated here so the parsers stay free of Django (clusters.choices imports it).
@@ -127,10 +129,7 @@ class ServicePlan:
     @property
     def label(self) -> str:
         """ipvsadm's name for it: TCP 172.16.10.52:80, FWM 1, TCP [2001:db8::1]:80."""
-        if self.protocol == "fwmark":
-            return f"FWM {self.fwmark}" + (" IPv6" if self.family == 6 else "")
-        host = f"[{self.address}]" if self.family == 6 else self.address
-        return f"{self.protocol.upper()} {host}:{self.port}"
+        return service_label(self.protocol, self.address, self.port, self.fwmark, self.family)
 
     @property
     def where(self) -> str:

@@ -230,11 +230,8 @@ class Service:
         return (self.scheduler, self.flag_bits, self.timeout, self.netmask, self.pe_name)
 
     def label(self) -> str:
-        """ipvsadm-style name: TCP 172.16.10.52:80, TCP [2001:db8::1]:80, FWM 1 (IPv6)."""
-        if self.protocol == "fwmark":
-            return f"FWM {self.fwmark}" + (" (IPv6)" if self.family == 6 else "")
-        host = f"[{self.address}]" if self.family == 6 else self.address
-        return f"{self.protocol.upper()} {host}:{self.port}"
+        """ipvsadm-style name: TCP 172.16.10.52:80, TCP [2001:db8::1]:80, FWM 1 IPv6."""
+        return keys.service_label(self.protocol, self.address, self.port, self.fwmark, self.family)
 
 
 def _dest_order(dest: Dest) -> tuple:

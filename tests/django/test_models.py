@@ -95,3 +95,12 @@ def test_it_rejects_sh_flags_on_another_scheduler(director):
         )
     )
     assert "sched_flags" in errors
+
+
+def test_it_labels_a_service_as_the_agent_and_the_importer_do(director):
+    from director.desired import ServiceSpec
+
+    fwm6 = VirtualService.objects.create(director=director, protocol="fwmark", fwmark=3, family=6)
+    v6 = VirtualService.objects.create(director=director, address="2001:db8::52", port=443, family=6)
+    assert (str(fwm6), str(v6)) == ("FWM 3 IPv6", "TCP [2001:db8::52]:443")
+    assert ServiceSpec("fwmark", fwmark=3, family=6).label == fwm6.label

@@ -20,7 +20,7 @@ def test_it_names_services_and_reals_like_ipvsadm():
     fwm = Service("fwmark", fwmark=3, family=6, scheduler="sh", flags=("sh-port",), timeout=60)
     assert (
         str(Op("add_service", fwm))
-        == "add service FWM 3 (IPv6) (sh, flags sh-port, persistent 60s netmask 128)"
+        == "add service FWM 3 IPv6 (sh, flags sh-port, persistent 60s netmask 128)"
     )
     v6 = Service("tcp", "2001:db8::52", 443)
     assert (
