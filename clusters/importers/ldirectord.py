@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .plan import (
@@ -136,6 +137,78 @@ class _Virtual:
     service_line: int = 0
 
 
+@dataclass(frozen=True)
+class _Directive:
+    """How ldirectord reads one directive of a virtual section (see VIRTUAL_DIRECTIVES)."""
+
+    handler: str  # the _Parser method: (virtual, name, value, line, this entry)
+    attr: str = ""  # the _Virtual field it fills
+    message: str = ""  # ldirectord's error for a bad value ({value!r}: stripped, {raw!r}: as written)
+    quoting: str = "plain"  # plain | quoted (unquoted is an unknown command, as in ldirectord) | either
+    pattern: str = ""  # what ldirectord's unanchored regex reads out of the value
+    allowed: tuple[str, ...] = ()
+    convert: Callable[[str], object] = str
+    note: str = ""  # a warning whenever it is used
+
+
+_D = _Directive
+# read_config's per-virtual branches, one entry a directive; anything else is a shared mail/stop setting
+# (_shared) or an unknown command.
+VIRTUAL_DIRECTIVES = {
+    "real": _D("_v_family_only", "reals"),
+    "real6": _D("_v_family_only", "reals"),
+    "fallback": _D("_v_family_only", "fallback"),
+    "fallback6": _D("_v_family_only", "fallback"),
+    "request": _D(
+        "_v_text", "request", "no request string specified", "quoted",
+        convert=lambda val: val if val.startswith("/") else "/" + val,
+    ),
+    "receive": _D("_v_text", "receive", "invalid receive string", "quoted"),
+    "checkcommand": _D("_v_text", "checkcommand", "invalid check command", "either", convert=str.strip),
+    "login": _D("_v_text", "login", "invalid login string", "quoted"),
+    "passwd": _D("_v_text", "passwd", "invalid password", "quoted"),
+    "database": _D("_v_text", "database", "invalid database", "quoted"),
+    "secret": _D("_v_text", "secret", "invalid secret", "quoted"),
+    "checktype": _D(
+        "_v_checktype",
+        message='checktype must be "connect", "negotiate", "on", "off", "ping", "external", '
+        '"external-perl" or a positive number, not {value!r}',
+    ),
+    "checktimeout": _D("_v_positive", "checktimeout", "invalid check timeout"),
+    "connecttimeout": _D("_v_refused", message="connecttimeout directive deprecated in favour of negotiatetimeout"),
+    "negotiatetimeout": _D("_v_positive", "negotiatetimeout", "invalid negotiate timeout"),
+    "checkcount": _D(
+        "_v_positive", "checkcount", "invalid check count",
+        note="checkcount option is deprecated and slated for removal.  please see 'failurecount'",
+    ),
+    "failurecount": _D("_v_positive", "failurecount", "invalid failure count"),
+    "checkinterval": _D("_v_checkinterval", message="invalid checkinterval"),
+    "checkport": _D("_v_checkport"),
+    "scheduler": _D(
+        "_v_scheduler", "scheduler", "invalid scheduler, should be only lowercase letters (a-z)",
+        pattern=r"([a-z]+)",
+    ),
+    "persistent": _D("_v_word", "persistent", "invalid persistent timeout", pattern=r"(\d+)", convert=int),
+    "schedflags": _D("_v_word", "schedflags", "invalid sched-flags", pattern=r"(\S+)"),
+    "netmask": _D("_v_netmask"),
+    "protocol": _D("_v_protocol"),
+    "ops": _D("_v_yes_no", "ops", "ops must be 'yes' or 'no', not {raw!r}", convert=lambda val: val == "yes"),
+    "quiescent": _D("_v_yes_no", "quiescent"),
+    "service": _D(
+        "_v_word", "service", f"service must be one of {', '.join(LD_SERVICES)}, not {{value!r}}",
+        pattern=r"(\w+)", allowed=LD_SERVICES,
+    ),
+    "httpmethod": _D("_v_httpmethod"),
+    "virtualhost": _D("_v_virtualhost"),
+    "servicename": _D("_v_set", "servicename", convert=str.strip),
+    "load": _D("_v_not_used", message="invalid string for load testing", quoting="quoted", pattern=r"\w+"),
+    "fallbackcommand": _D("_v_not_used", message="invalid fallback command", quoting="either", pattern="."),
+    "monitorfile": _D("_v_not_used", quoting="either"),
+    "comment": _D("_v_not_used"),
+}  # fmt: skip
+DIRECTIVE_RE = re.compile(r"^(\w+)\s*=")
+
+
 class _Parser:
     def __init__(self, plan: Plan, filename: str, hosts: HostsMap, sources: Sources | None, depth: int):
         self.plan = plan
@@ -242,197 +315,154 @@ class _Parser:
         if v.port_text is not None and re.search(r":(53|domain)$", f"{v.host}:{v.port_text}"):
             v.protocol = "udp"
 
-    def _virtual_directive(self, v: _Virtual, cmd: str, line: int) -> None:  # noqa: C901 - one branch a directive
-        def value(name: str, quoted: bool = False) -> str | None:
-            pattern = rf'^{name}\s*=\s*"(.*)"' if quoted else rf"^{name}\s*=\s*(.*)"
-            m = re.match(pattern, cmd)
-            if m and quoted and cmd[m.end() :].strip():
-                self.warn(
-                    line, f"{name}: ldirectord ignores {cmd[m.end() :].strip()!r} after the closing quote"
-                )
-            return m.group(1) if m else None
+    def _virtual_directive(self, v: _Virtual, cmd: str, line: int) -> None:
+        """One indented line of a virtual section, dispatched on its name through VIRTUAL_DIRECTIVES."""
+        m = DIRECTIVE_RE.match(cmd)
+        directive = VIRTUAL_DIRECTIVES.get(m.group(1)) if m else None
+        val = self._directive_value(cmd, m.group(1), directive.quoting, line) if directive else None
+        if val is None:  # not a virtual directive (or an unquoted value where ldirectord wants quotes)
+            if not self._shared(cmd, line):
+                self.error(line, f"Unknown command {cmd.strip()!r}")
+            return
+        getattr(self, directive.handler)(v, m.group(1), val, line, directive)
+        if directive.note:
+            self.warn(line, directive.note)
 
-        if m := re.match(r"^(real(6)?)\s*=\s*(.*)", cmd):
-            if (v.family == 4) == bool(m.group(2)):
-                want = "real" if v.family == 4 else "real6"
-                self.error(line, f'cannot specify "{m.group(1)}" here.  please use "{want}" instead')
-                return
-            v.reals.append((m.group(3), line))
-        elif (val := value("request", True)) is not None:
-            if not val:
-                self.error(line, "no request string specified")
-                return
-            v.request = val if val.startswith("/") else "/" + val
-        elif (val := value("receive", True)) is not None:
-            if not val:
-                self.error(line, "invalid receive string")
-                return
-            v.receive = val
-        elif (val := value("checktype")) is not None:
-            digits = re.search(r"(\d+)", val)
-            word = re.search(r"([\w-]+)", val)
-            if digits:
-                v.checktype, v.num_connects = "combined", int(digits.group(1))
-                self._partial(line, "checktype", val, digits.group(1))
-            elif word and word.group(1) in LD_CHECKTYPES:
-                v.checktype = word.group(1)
-                self._partial(line, "checktype", val, word.group(1))
-            else:
-                self.error(
-                    line,
-                    'checktype must be "connect", "negotiate", "on", "off", "ping", "external", '
-                    f'"external-perl" or a positive number, not {val.strip()!r}',
-                )
-                return
-            v.checktype_line = line
-        elif (val := value("checkcommand", True)) is not None or (val := value("checkcommand")) is not None:
-            if not val:
-                self.error(line, "invalid check command")
-                return
-            v.checkcommand = val.strip()
-        elif (val := value("checktimeout")) is not None:
-            v.checktimeout = self._positive(
-                line, "checktimeout", val, "invalid check timeout", v.checktimeout
-            )
-        elif value("connecttimeout") is not None:
-            self.error(line, "connecttimeout directive deprecated in favour of negotiatetimeout")
-        elif (val := value("negotiatetimeout")) is not None:
-            v.negotiatetimeout = self._positive(
-                line, "negotiatetimeout", val, "invalid negotiate timeout", v.negotiatetimeout
-            )
-        elif (val := value("checkcount")) is not None:
-            v.checkcount = self._positive(line, "checkcount", val, "invalid check count", v.checkcount)
-            self.warn(
-                line, "checkcount option is deprecated and slated for removal.  please see 'failurecount'"
-            )
-        elif (val := value("failurecount")) is not None:
-            v.failurecount = self._positive(
-                line, "failurecount", val, "invalid failure count", v.failurecount
-            )
-        elif (val := value("checkinterval")) is not None:
-            got = self._positive(line, "checkinterval", val, "invalid checkinterval", -1)
-            if got > 0:
-                v.checkinterval, v.checkinterval_line = got, line
-        elif (val := value("checkport")) is not None:
-            digits = re.search(r"(\d+)", val)
-            if not digits:
-                self.error(line, "invalid port")
-            elif not 0 < int(digits.group(1)) < 65536:
-                self.error(line, "checkport must be in range 1..65536")
-            else:
-                v.checkport = int(digits.group(1))
-                self._partial(line, "checkport", val, digits.group(1))
-        elif (val := value("login", True)) is not None:
-            v.login = self._nonempty(line, val, "invalid login string")
-        elif (val := value("passwd", True)) is not None:
-            v.passwd = self._nonempty(line, val, "invalid password")
-        elif (val := value("database", True)) is not None:
-            v.database = self._nonempty(line, val, "invalid database")
-        elif (val := value("secret", True)) is not None:
-            v.secret = self._nonempty(line, val, "invalid secret")
-        elif (val := value("load", True)) is not None:
-            if not re.search(r"\w+", val):
-                self.error(line, "invalid string for load testing")
-            else:
-                self._not_used(line, "load")
-        elif (val := value("scheduler")) is not None:
-            m = re.search(r"([a-z]+)", val)
-            if not m:
-                self.error(line, "invalid scheduler, should be only lowercase letters (a-z)")
-                return
-            self._partial(line, "scheduler", val, m.group(1))
-            if m.group(1) not in SCHEDULERS:
-                # ldirectord passes any [a-z]+ on; ipvsadm then fails to add the service.
-                self.error(line, f"unknown scheduler {m.group(1)!r}: the kernel has {', '.join(SCHEDULERS)}")
-                return
-            v.scheduler = m.group(1)
-        elif (val := value("persistent")) is not None:
-            m = re.search(r"(\d+)", val)
-            if not m:
-                self.error(line, "invalid persistent timeout")
-                return
-            self._partial(line, "persistent", val, m.group(1))
-            v.persistent, v.persistent_line = int(m.group(1)), line
-        elif (val := value("schedflags")) is not None:
-            m = re.search(r"(\S+)", val)
-            if not m:
-                self.error(line, "invalid sched-flags")
-                return
-            self._partial(line, "schedflags", val, m.group(1))
-            v.schedflags, v.schedflags_line = m.group(1), line
-        elif (val := value("netmask")) is not None:
-            if v.family == 6:
-                if not re.match(r"^\d+$", val) or not 1 <= int(val) <= 128:
-                    self.error(line, "invalid netmask: a prefix length between 1 and 128 is required")
-                    return
-            elif not re.match(r"^\d+\.\d+\.\d+\.\d+$", val):
-                self.error(line, f"invalid netmask: dotted quad notation is required, not {val!r}")
-                return
-            v.netmask, v.netmask_line = val, line
-        elif (val := value("protocol")) is not None:
-            m = re.search(r"(\w+)", val)
-            if not m:
-                self.error(line, "invalid protocol")
-            elif v.protocol == "fwm":
-                if m.group(1) != "fwm":
-                    self.error(line, "protocol must be fwm if the virtual service is a fwmark (a number)")
-            elif m.group(1) in ("tcp", "udp"):
-                v.protocol = m.group(1)
-                self._partial(line, "protocol", val, m.group(1))
-            else:
-                self.error(line, "protocol must be tcp or udp if the virtual service is an address and port")
-        elif (val := value("ops")) is not None:
-            if val not in YES_NO:
-                self.error(line, f"ops must be 'yes' or 'no', not {val!r}")
-            else:
-                v.ops = val == "yes"
-        elif (val := value("service")) is not None:
-            m = re.search(r"(\w+)", val)
-            if not m or m.group(1) not in LD_SERVICES:
-                self.error(line, f"service must be one of {', '.join(LD_SERVICES)}, not {val.strip()!r}")
-                return
-            self._partial(line, "service", val, m.group(1))
-            v.service, v.service_line = m.group(1), line
-        elif (val := value("httpmethod")) is not None:
-            m = re.search(r"(\w+)", val)
-            if not m or m.group(1).upper() not in ("GET", "HEAD"):
-                self.error(line, "httpmethod must be GET or HEAD")
-                return
-            v.httpmethod = m.group(1).upper()
-        elif (val := value("virtualhost")) is not None:
-            v.virtualhost = re.match(r'"?([^"]*)"?', val).group(1)
-            if re.search(r"\s", v.virtualhost.strip()):
-                self.warn(
-                    line, f"virtualhost {v.virtualhost!r} contains spaces: ldirectord sends it as it is"
-                )
-        elif m := re.match(r"^(fallback(6)?)\s*=\s*(.*)", cmd):
-            if (v.family == 4) == bool(m.group(2)):
-                want = "fallback" if v.family == 4 else "fallback6"
-                self.error(line, f'cannot specify "{m.group(1)}" here.  please use "{want}" instead')
-                return
-            v.fallback = (m.group(3), line)
-        elif (val := value("fallbackcommand", True)) is not None or (
-            val := value("fallbackcommand")
-        ) is not None:
-            if not val:
-                self.error(line, "invalid fallback command")
-            else:
-                self._not_used(line, "fallbackcommand")
-        elif (val := value("quiescent")) is not None:
-            if val not in YES_NO:
-                self.error(line, self._yes_no_message("quiescent", val))
-                return
-            v.quiescent = val
-        elif self._shared(cmd, line):
-            pass
-        elif (val := value("monitorfile", True)) is not None or (val := value("monitorfile")) is not None:
-            self._not_used(line, "monitorfile")
-        elif (val := value("servicename")) is not None:
-            v.servicename = val.strip()
-        elif value("comment") is not None:
-            self._not_used(line, "comment")
+    def _directive_value(self, cmd: str, name: str, quoting: str, line: int) -> str | None:
+        """The value as ldirectord's `/^name\\s*=\\s*"(.*)"/` (quoted) or `/^name\\s*=\\s*(.*)/` reads it."""
+        if quoting in ("quoted", "either") and (m := re.match(rf'^{name}\s*=\s*"(.*)"', cmd)):
+            if rest := cmd[m.end() :].strip():
+                self.warn(line, f"{name}: ldirectord ignores {rest!r} after the closing quote")
+            return m.group(1)
+        if quoting == "quoted":
+            return None
+        return re.match(rf"^{name}\s*=\s*(.*)", cmd).group(1)
+
+    # Handlers of VIRTUAL_DIRECTIVES: (virtual, directive name, value, line, table entry).
+
+    def _v_text(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        """A value that must not be empty."""
+        if not val:
+            self.error(line, d.message)
         else:
-            self.error(line, f"Unknown command {cmd.strip()!r}")
+            setattr(v, d.attr, d.convert(val))
+
+    def _v_set(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        setattr(v, d.attr, d.convert(val))
+
+    def _v_refused(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        self.error(line, d.message)
+
+    def _v_positive(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        setattr(v, d.attr, self._positive(line, name, val, d.message, getattr(v, d.attr)))
+
+    def _v_checkinterval(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        got = self._positive(line, name, val, d.message, -1)
+        if got > 0:
+            v.checkinterval, v.checkinterval_line = got, line
+
+    def _v_word(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        """The first match of the directive's pattern (ldirectord's unanchored regex), checked against its
+        allowed values; the rest of the value is ignored, with a warning."""
+        m = re.search(d.pattern, val)
+        if not m or (d.allowed and m.group(1) not in d.allowed):
+            self.error(line, d.message.format(value=val.strip()))
+            return
+        self._partial(line, name, val, m.group(1))
+        setattr(v, d.attr, d.convert(m.group(1)))
+        if hasattr(v, f"{d.attr}_line"):  # where the virtual keeps the line, for messages about the value
+            setattr(v, f"{d.attr}_line", line)
+
+    def _v_family_only(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        """real= / fallback= in a virtual= section, real6= / fallback6= in a virtual6= one."""
+        if (v.family == 4) == name.endswith("6"):
+            want = name.rstrip("6") + ("" if v.family == 4 else "6")
+            self.error(line, f'cannot specify "{name}" here.  please use "{want}" instead')
+        elif d.attr == "reals":
+            v.reals.append((val, line))
+        else:
+            v.fallback = (val, line)
+
+    def _v_checktype(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        digits = re.search(r"(\d+)", val)
+        word = re.search(r"([\w-]+)", val)
+        if digits:
+            v.checktype, v.num_connects = "combined", int(digits.group(1))
+            self._partial(line, name, val, digits.group(1))
+        elif word and word.group(1) in LD_CHECKTYPES:
+            v.checktype = word.group(1)
+            self._partial(line, name, val, word.group(1))
+        else:
+            self.error(line, d.message.format(value=val.strip()))
+            return
+        v.checktype_line = line
+
+    def _v_checkport(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        digits = re.search(r"(\d+)", val)
+        if not digits:
+            self.error(line, "invalid port")
+        elif not 0 < int(digits.group(1)) < 65536:
+            self.error(line, "checkport must be in range 1..65536")
+        else:
+            v.checkport = int(digits.group(1))
+            self._partial(line, name, val, digits.group(1))
+
+    def _v_scheduler(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        m = re.search(r"([a-z]+)", val)
+        if m and m.group(1) not in SCHEDULERS:
+            self._partial(line, name, val, m.group(1))
+            # ldirectord passes any [a-z]+ on; ipvsadm then fails to add the service.
+            self.error(line, f"unknown scheduler {m.group(1)!r}: the kernel has {', '.join(SCHEDULERS)}")
+        else:
+            self._v_word(v, name, val, line, d)
+
+    def _v_netmask(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        if v.family == 6:
+            if not re.match(r"^\d+$", val) or not 1 <= int(val) <= 128:
+                self.error(line, "invalid netmask: a prefix length between 1 and 128 is required")
+                return
+        elif not re.match(r"^\d+\.\d+\.\d+\.\d+$", val):
+            self.error(line, f"invalid netmask: dotted quad notation is required, not {val!r}")
+            return
+        v.netmask, v.netmask_line = val, line
+
+    def _v_protocol(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        m = re.search(r"(\w+)", val)
+        if not m:
+            self.error(line, "invalid protocol")
+        elif v.protocol == "fwm":
+            if m.group(1) != "fwm":
+                self.error(line, "protocol must be fwm if the virtual service is a fwmark (a number)")
+        elif m.group(1) in ("tcp", "udp"):
+            v.protocol = m.group(1)
+            self._partial(line, name, val, m.group(1))
+        else:
+            self.error(line, "protocol must be tcp or udp if the virtual service is an address and port")
+
+    def _v_yes_no(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        if val not in YES_NO:
+            self.error(line, d.message.format(raw=val) if d.message else self._yes_no_message(name, val))
+        else:
+            setattr(v, d.attr, d.convert(val))
+
+    def _v_httpmethod(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        m = re.search(r"(\w+)", val)
+        if not m or m.group(1).upper() not in ("GET", "HEAD"):
+            self.error(line, "httpmethod must be GET or HEAD")
+        else:
+            v.httpmethod = m.group(1).upper()
+
+    def _v_virtualhost(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        v.virtualhost = re.match(r'"?([^"]*)"?', val).group(1)
+        if re.search(r"\s", v.virtualhost.strip()):
+            self.warn(line, f"virtualhost {v.virtualhost!r} contains spaces: ldirectord sends it as it is")
+
+    def _v_not_used(self, v: _Virtual, name: str, val: str, line: int, d: _Directive) -> None:
+        """Accepted and reported as not used; `message` (if any) is ldirectord's error for a bad value."""
+        if d.pattern and not re.search(d.pattern, val):
+            self.error(line, d.message)
+        else:
+            self._not_used(line, name)
 
     # ---- global directives -------------------------------------------------------------------------
 
