@@ -447,4 +447,5 @@ def metrics_view(request):
             return failed
         if not request.user.has_perm("clusters.view_director"):
             return error(403, f"{request.user} lacks the permission clusters.view_director.")
-    return HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+    body, content_type = metrics.exposition(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

@@ -1,9 +1,12 @@
-"""Prometheus metrics: the database's desired state and the agents' last snapshots, as text exposition 0.0.4.
+"""Prometheus metrics: the database's desired state and the agents' last snapshots.
 
-`collect` turns directors (services and reals prefetched) plus their snapshots into metric families and
-`render` writes them out; both are pure, so the output is tested without a server. `gather` is the only
-part that reads the database and Redis. Live numbers (connections, rates, kernel counters) exist only for
-directors whose agent reported within keys.STATS_TTL: a missing series means "no data", never a made-up 0.
+`collect` turns directors (services and reals prefetched) plus their snapshots into prometheus-client metric
+families; it is pure, so the output is tested without a server. `Collector` is the custom collector a scrape
+renders through prometheus-client, which writes text format 0.0.4 or, when the scraper's Accept header asks
+for it, OpenMetrics (escaping, number formatting and the counters' `_total` are the library's business).
+`gather` is the only part that reads the database and Redis. Live numbers (connections, rates, kernel
+counters) exist only for directors whose agent reported within keys.STATS_TTL: a missing series means
+"no data", never a made-up 0.
 
 Health is 1 (up), 0 (down) or NaN (unknown: never checked, or checks off). NaN keeps an unknown server out
 of both `== 0` and `== 1` alerts instead of counting it as down.
@@ -12,15 +15,15 @@ of both `== 0` and `== 1` alerts instead of counting it as down.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from director.keys import dest_key_for, service_key_for
 
 from . import agents, live
 from . import choices as C
 from .models import Director
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # name -> (type, help). Every sample goes through this table, so a family cannot get two HELP texts.
 METRICS = {
@@ -60,62 +63,18 @@ for _prefix, _what in (("umw_service", "virtual service"), ("umw_realserver", "r
         METRICS[f"{_prefix}_{_suffix}"] = ("counter", f"{_help}, per {_what}; resets when it is recreated.")
 
 
-@dataclass
-class Family:
-    """One metric: its HELP and TYPE lines and every sample, kept together as the text format requires."""
-
-    name: str
-    type: str
-    help: str
-    samples: list[tuple[dict, float]] = field(default_factory=list)
-
-
 class Families(dict):
-    """Metric families by name, created on first use (type and help from METRICS), in order of first use."""
+    """Metric families by name, created on first use (type and help from METRICS), in order of first use.
+
+    A family that never gets a sample is never created, so a missing series means "no data"."""
 
     def add(self, name: str, value, **labels) -> None:
         if name not in self:
-            self[name] = Family(name, *METRICS[name])
-        self[name].samples.append((labels, value))
-
-
-# -- text format -------------------------------------------------------------------------------------------
-def escape_label(value) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def format_value(value) -> str:
-    if value is None:
-        return "NaN"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
-
-
-def render(families) -> str:
-    """Text exposition format 0.0.4: HELP, TYPE, then the samples of each family; empty families skipped."""
-    lines = []
-    for fam in families:
-        if not fam.samples:
-            continue
-        lines.append(f"# HELP {fam.name} {escape_help(fam.help)}")
-        lines.append(f"# TYPE {fam.name} {fam.type}")
-        for labels, value in fam.samples:
-            body = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-            name = f"{fam.name}{{{body}}}" if body else fam.name
-            lines.append(f"{name} {format_value(value)}")
-    return "\n".join(lines) + "\n"
+            type_, help_ = METRICS[name]
+            # prometheus-client names a counter family without its `_total`, which the samples keep.
+            self[name] = Metric(name.removesuffix("_total") if type_ == "counter" else name, help_, type_)
+        value = math.nan if value is None else float(value)
+        self[name].add_sample(name, {k: str(v) for k, v in labels.items()}, value)
 
 
 # -- what we export ----------------------------------------------------------------------------------------
@@ -178,7 +137,7 @@ def _real(out: Families, row: live.RealRow, **s) -> None:
     _counters(out, "umw_realserver", row.live.get("stats") or {}, **r)
 
 
-def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Family]:
+def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Metric]:
     """Every family for `directors` (with services__reals prefetched) and their snapshots by name. Pure."""
     out = Families()
     for director in directors:
@@ -204,6 +163,39 @@ def gather() -> tuple[list[Director], dict[str, dict | None]]:
     return directors, {d.name: agents.snapshot(d.name) for d in directors}
 
 
-def exposition(now=None) -> str:
-    directors, snapshots = gather()
-    return render(collect(directors, snapshots, now))
+class Collector:
+    """The custom collector of one scrape: `collect()` reads the database and Redis (gather) when it runs."""
+
+    def __init__(self, now=None):
+        self.now = now
+
+    def collect(self):
+        directors, snapshots = gather()
+        return collect(directors, snapshots, self.now)
+
+
+class _Families:
+    """Already collected families as prometheus-client's encoders take them (anything with collect())."""
+
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def encode(collector, accept: str = "") -> tuple[bytes, str]:
+    """What `collector` collects, in the format `accept` (an HTTP Accept header) asks for: (body, content
+    type). Text format 0.0.4 unless the scraper asks for OpenMetrics."""
+    encoder, content_type = choose_encoder(accept)
+    return encoder(collector), content_type
+
+
+def render(families, accept: str = "") -> tuple[bytes, str]:
+    """Already collected families (the pure path the tests take)."""
+    return encode(_Families(families), accept)
+
+
+def exposition(accept: str = "", now=None) -> tuple[bytes, str]:
+    """One scrape."""
+    return encode(Collector(now), accept)

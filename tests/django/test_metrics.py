@@ -1,4 +1,4 @@
-"""/metrics: Prometheus text exposition of desired state and live snapshots, rendered by a pure function."""
+"""/metrics: desired state and live snapshots, collected by a pure function, rendered by prometheus-client."""
 
 import math
 import re
@@ -59,6 +59,12 @@ def value(families, name, **labels):
     return matches[0]
 
 
+def _text(families) -> str:
+    body, content_type = metrics.render(families)
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
+    return body.decode()
+
+
 def _prefetched(demo):
     return [Director.objects.prefetch_related("services__reals").get(pk=demo.pk)]
 
@@ -93,7 +99,7 @@ def test_it_renders_desired_state_and_live_numbers(demo, redis_client, django_as
     directors = _prefetched(demo)
     directors[0].last_seen = timezone.now()
     with django_assert_num_queries(0):
-        text = metrics.render(metrics.collect(directors, {"lab1": snap}))
+        text = _text(metrics.collect(directors, {"lab1": snap}))
     f = parse(text)
     d = {"director": "lab1"}
     r1 = {**d, "service": "TCP 172.16.10.52:80", "real": "192.168.1.4:80"}
@@ -124,7 +130,7 @@ def test_it_renders_desired_state_and_live_numbers(demo, redis_client, django_as
 
 def test_it_has_no_live_series_without_a_snapshot_and_nan_for_unknown_health(demo):
     directors = _prefetched(demo)
-    f = parse(metrics.render(metrics.collect(directors, {}, now=timezone.now() + timedelta(hours=1))))
+    f = parse(_text(metrics.collect(directors, {}, now=timezone.now() + timedelta(hours=1))))
     assert value(f, "umw_agent_up", director="lab1") == 0
     assert all(math.isnan(v) for _, v in f["umw_realserver_health"]["samples"])
     assert len(f["umw_realserver_health"]["samples"]) == 4
@@ -136,19 +142,25 @@ def test_it_has_no_live_series_without_a_snapshot_and_nan_for_unknown_health(dem
 def test_it_escapes_label_values(demo):
     director = _prefetched(demo)[0]
     director.name = 'a"b\\c\nd'
-    text = metrics.render(metrics.collect([director], {}))
+    text = _text(metrics.collect([director], {}))
     assert 'director="a\\"b\\\\c\\nd"' in text
     assert value(parse(text), "umw_agent_up", director='a"b\\c\nd') == 0
 
 
-def test_it_formats_values_as_prometheus_reads_them():
-    assert [metrics.format_value(v) for v in (True, 3, 2.0, 0.25, math.nan, math.inf, None)] == [
-        "1", "3", "2", "0.25", "NaN", "+Inf", "NaN",
-    ]  # fmt: skip
+def test_it_writes_values_as_prometheus_reads_them():
+    families = metrics.Families()
+    for i, v in enumerate((True, 3, 2.0, 0.25, math.nan, math.inf, None, 2**40)):
+        families.add("umw_service_reals", v, director=str(i))
+    samples = parse(_text(list(families.values())))["umw_service_reals"]["samples"]
+    got = [v for _, v in samples]
+    assert got[:4] + got[5:6] + got[7:] == [1, 3, 2, 0.25, math.inf, 2**40]
+    assert math.isnan(got[4]) and math.isnan(got[6])
 
 
-def _scrape(client, secret=None):
+def _scrape(client, secret=None, accept=None):
     headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+    if accept:
+        headers["Accept"] = accept
     return client.get(reverse("metrics"), headers=headers)
 
 
@@ -178,3 +190,47 @@ def test_it_allows_anonymous_scrapes_when_configured_but_still_checks_a_sent_tok
 def test_it_refuses_a_token_without_view_rights(client, django_user_model, demo):
     _, secret = ApiToken.issue(django_user_model.objects.create_user("nobody"))
     assert _scrape(client, secret).status_code == 403
+
+
+# What Prometheus 2.x/3.x sends by default: OpenMetrics first.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
+
+def test_it_answers_openmetrics_when_the_scraper_asks_for_it(client, viewer, demo, redis_client):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    rs1 = demo.services.get(port=80).reals.get(address="192.168.1.4")
+    write_snapshot(redis_client, demo, {rs1: dest(rs1, active=4, conns=77)})
+    _, secret = ApiToken.issue(viewer)
+    response = _scrape(client, secret, accept=PROMETHEUS_ACCEPT)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    text = response.content.decode()
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in text_string_to_metric_families(text)}  # the strict OpenMetrics parser
+    counter = families["umw_realserver_scheduled_connections"]
+    assert counter.type == "counter"
+    (sample,) = [s for s in counter.samples if s.labels["real"] == "192.168.1.4:80"]
+    assert (sample.name, sample.value) == ("umw_realserver_scheduled_connections_total", 77)
+    conns = {s.labels["state"]: s.value for s in families["umw_realserver_connections"].samples
+             if s.labels["real"] == "192.168.1.4:80"}  # fmt: skip
+    assert conns["active"] == 4
+
+
+def test_it_names_the_same_series_in_both_formats(client, viewer, demo, redis_client):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    rs1 = demo.services.get(port=80).reals.get(address="192.168.1.4")
+    write_snapshot(redis_client, demo, {rs1: dest(rs1, active=4)})
+    _, secret = ApiToken.issue(viewer)
+
+    def series(text, families):
+        return {(s.name, tuple(sorted(s.labels.items()))) for f in families(text) for s in f.samples}
+
+    plain = _scrape(client, secret).content.decode()
+    om = _scrape(client, secret, accept=PROMETHEUS_ACCEPT).content.decode()
+    ours = {(name, tuple(sorted(lab.items()))) for name, fam in parse(plain).items() for lab, _ in fam["samples"]}
+    assert series(om, text_string_to_metric_families) == ours
