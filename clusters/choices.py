@@ -75,6 +75,11 @@ class AgentState(models.TextChoices):
     DOWN = "down", "Down"
 
 
+class FallbackRule(models.TextChoices):
+    LDIRECTORD = "ldirectord", "ldirectord: while no real server passes its check"
+    KEEPALIVED = "keepalived", "keepalived: instead of the live servers while their weight is below quorum"
+
+
 class CheckType(models.TextChoices):
     NEGOTIATE = "negotiate", "negotiate"
     CONNECT = "connect", "connect"

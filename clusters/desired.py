@@ -18,6 +18,8 @@ def real_spec(rs: RealServer) -> RealSpec:
         u_threshold=rs.u_threshold,
         l_threshold=rs.l_threshold,
         admin_state=rs.admin_state,
+        quiescent=rs.quiescent,
+        check_port=rs.check_port,
     )
 
 

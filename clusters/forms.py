@@ -154,6 +154,10 @@ VS_FIELDSETS = (
     ),
     ("Check credentials", ("login", "passwd", "database", "secret")),
     ("keepalived", ("expected_status", "retries", "delay_before_retry", "rise", "quorum", "hysteresis")),
+    (
+        "ldirectord or keepalived behaviour",
+        ("fallback_rule", "redirects", "tcp_on_udp", "check_traffic_port", "start_down"),
+    ),
     ("Fallback (sorry) server", ("fallback_address", "fallback_port", "fallback_forwarding")),
 )
 
@@ -181,7 +185,10 @@ class VirtualServiceForm(GroupedModelForm):
 class RealServerForm(GroupedModelForm):
     class Meta:
         model = RealServer
-        fields = ["service", "address", "port", "forwarding", "weight", "u_threshold", "l_threshold"]
+        fields = [
+            "service", "address", "port", "forwarding", "weight", "u_threshold", "l_threshold", "quiescent",
+            "check_port",
+        ]  # fmt: skip
         # The page the form is on decides the service (`parent`); it stays a field so the uniqueness
         # constraint, which names it, is still validated.
         widgets = {"service": forms.HiddenInput}
@@ -189,6 +196,7 @@ class RealServerForm(GroupedModelForm):
     fieldsets = (
         ("Real server", ("service", "address", "port", "forwarding", "weight")),
         ("Thresholds", ("u_threshold", "l_threshold")),
+        ("Health check", ("quiescent", "check_port")),
     )
     parent = "service"
 

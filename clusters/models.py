@@ -300,6 +300,38 @@ class VirtualService(models.Model):
         default=1, help_text="Healthy real servers needed for the service to count as up."
     )
     hysteresis = models.PositiveSmallIntegerField(default=0)
+    # Where the two daemons differ, the service says which one it behaves like (see director/policy.py).
+    redirects = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MaxValueValidator(20)],
+        help_text="HTTP redirects followed before the status and receive are judged "
+        "(ldirectord follows 7, keepalived none).",
+    )
+    tcp_on_udp = models.BooleanField(
+        "TCP connect on UDP",
+        default=False,
+        help_text="A connect check of a UDP service does a TCP handshake (keepalived TCP_CHECK) "
+        "instead of a ping (ldirectord).",
+    )
+    fallback_rule = models.CharField(
+        max_length=10,
+        choices=C.FallbackRule.choices,
+        default=C.FallbackRule.LDIRECTORD,
+        help_text="When the fallback (sorry) server takes traffic. ldirectord: while no real server passes its "
+        "check (a passing server with weight 0 counts). keepalived: while the live weight (weights of passing "
+        "servers) is below quorum, with hysteresis; it then replaces the live servers.",
+    )
+    check_traffic_port = models.BooleanField(
+        "check the traffic port",
+        default=False,
+        help_text="Check every real server on the port traffic goes to. Off: where the source daemon checked "
+        "(ldirectord: a gate server's configured port, or the service's port for a server without one).",
+    )
+    start_down = models.BooleanField(
+        "start down",
+        default=False,
+        help_text="A real server counts as failed until its first check passes (keepalived alpha).",
+    )
 
     # Fallback ("sorry") server, added when every real server is down.
     fallback_address = models.GenericIPAddressField(null=True, blank=True, unpack_ipv4=True)
@@ -418,6 +450,20 @@ class RealServer(models.Model):
         "lower threshold", default=0, validators=[MaxValueValidator(2**31 - 1)]
     )
     admin_state = models.CharField(max_length=12, choices=C.AdminState.choices, default=C.AdminState.ACTIVE)
+    quiescent = models.BooleanField(
+        "inhibit on failure",
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Weight 0 instead of removal when this server fails (keepalived inhibit_on_failure); "
+        "empty: the service's quiescent.",
+    )
+    check_port = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(65535)],
+        help_text="Port the source daemon checked this server on when it is not the traffic port "
+        "(0: the usual rule). Ignored when the service checks the traffic port.",
+    )
     after_drain = models.CharField(
         max_length=12, choices=C.AfterDrain.choices, default=C.AfterDrain.NOTHING, blank=True
     )

@@ -288,7 +288,7 @@ class Agent:
 
     def _table(self) -> list:
         with self._lock:
-            return kernel_table(self.desired, self.health)
+            return kernel_table(self.desired, self.health, self.host.quorum)
 
     def snapshot(self, dump: list | None = None) -> dict:
         """Kernel table with stats + last check results (report.py), for the `director.snapshot` task."""

@@ -71,6 +71,18 @@ class CheckSpec:
     database: str = ""
     secret: str = ""
     verify_tls: bool = False
+    # HTTP redirects followed before the status and receive rules apply (ldirectord's LWP follows 7;
+    # keepalived's HTTP_GET none)
+    redirects: int = 7
+    # connect checks of a UDP service: False = a ping (ldirectord), True = a TCP handshake (keepalived TCP_CHECK)
+    tcp_on_udp: bool = False
+    # when the fallback (sorry) server is used, see policy.py: "ldirectord" (while no real server passes its
+    # check) or "keepalived" (while the live weight is below quorum, with hysteresis, instead of the live reals)
+    fallback_rule: str = "ldirectord"
+    # True: every check probes the port traffic goes to, not the port the source daemon probed (RealSpec.check_port)
+    check_traffic_port: bool = False
+    # keepalived `alpha`: a real server counts as failed until its first check passes (else as up)
+    start_down: bool = False
 
     @classmethod
     def from_dict(cls, d: dict | None) -> CheckSpec:
@@ -92,6 +104,11 @@ class RealSpec:
     u_threshold: int = 0
     l_threshold: int = 0
     admin_state: str = "active"
+    # keepalived's per-real inhibit_on_failure: None = the service's `quiescent`
+    quiescent: bool | None = None
+    # the port the source daemon checked when it is not the traffic port (ldirectord checks a gate real's
+    # configured port, or the service's port, e.g. 80 for http, for a real without one); 0 = the usual rule
+    check_port: int = 0
 
     @property
     def key(self) -> tuple[str, int]:

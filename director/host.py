@@ -20,13 +20,21 @@ log = logging.getLogger(__name__)
 Sync = tuple[str, int]  # (WAN interface, sync id) of the IPVS connection sync daemons
 
 
-def kernel_table(state: DesiredState | None, health: dict[str, bool | None]) -> list[ipvs_model.Service]:
-    """Desired kernel services with their dests, from desired state and health (policy.py decides weights)."""
+def kernel_table(
+    state: DesiredState | None, health: dict[str, bool | None], quorum: dict | None = None
+) -> list[ipvs_model.Service]:
+    """Desired kernel services with their dests, from desired state and health (policy.py decides weights).
+
+    `quorum` (service id -> last verdict) is the memory keepalived's hysteresis needs; it is updated in place
+    (the same inputs give the same verdict again, so a second call for a drift check changes nothing).
+    """
     table = []
+    memory = {} if quorum is None else quorum
     for spec in state.services if state else ():
         sid = keys.service_key_for(spec)
         by_real = {r.key: health.get(keys.dest_id(sid, r.address, r.port)) for r in spec.reals}
-        table.append(ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, by_real)))
+        memory[sid] = verdict = policy.quorum_up(spec, by_real, memory.get(sid))
+        table.append(ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, by_real, verdict)))
     return table
 
 
@@ -40,6 +48,7 @@ class Host:
         # (a full dump still happens on start, after an error, and at least once a minute)
         self.reconciler = ipvs_plan.Reconciler(self.wire, full_every=60.0)
         self._applied: tuple | None = None  # host settings last applied without error
+        self.quorum: dict = {}  # service id -> keepalived quorum verdict (policy.quorum_up's memory)
 
     def reconcile(
         self,
@@ -84,7 +93,7 @@ class Host:
             errors += host_errors
             self._applied = None if host_errors else host
         try:
-            report = self.reconciler(kernel_table(state, health), full=full)
+            report = self.reconciler(kernel_table(state, health, self.quorum), full=full)
             ops += report.ops_done
             errors += [str(e) for e in report.errors]
         except Exception as exc:

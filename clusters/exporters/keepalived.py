@@ -102,6 +102,8 @@ def _block(s: ServicePlan) -> list[str]:
         out.append(f"    quorum {s.quorum}")
     if s.hysteresis:
         out.append(f"    hysteresis {s.hysteresis}")
+    if s.start_down:
+        out.append("    alpha")
     if s.fallback_address:
         port = f" {s.fallback_port}" if s.fallback_port else ""
         out.append(f"    sorry_server {s.fallback_address}{port}")
@@ -114,6 +116,12 @@ def _block(s: ServicePlan) -> list[str]:
         lost.append(f"rise={s.rise}")
     if s.check_every:
         lost.append(f"checktype={s.check_every} (connect, negotiate every Nth)")
+    if s.fallback_address and s.fallback_rule != "keepalived":
+        lost.append(f"fallback rule {s.fallback_rule}")
+    if s.redirects and s.check_service in ("http", "https"):
+        lost.append(f"{s.redirects} redirects followed")
+    if s.protocol == "udp" and s.checktype == "connect" and not s.tcp_on_udp:
+        lost.append("UDP connect check as a ping")
     if lost:
         out.append("    # not expressible in keepalived.conf: " + ", ".join(lost))
     for r in reals:
@@ -122,7 +130,7 @@ def _block(s: ServicePlan) -> list[str]:
         out.append(f"        weight {r.weight}")
         if KIND[r.forwarding] != kind:
             out.append(f"        lvs_method {KIND[r.forwarding]}")
-        if s.quiescent:
+        if s.quiescent if r.quiescent is None else r.quiescent:
             out.append("        inhibit_on_failure")
         if r.u_threshold:
             out.append(f"        uthreshold {r.u_threshold}")

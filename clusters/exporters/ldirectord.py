@@ -34,9 +34,17 @@ def _lossy(s: ServicePlan) -> list[str]:
         ("quorum", "quorum"),
         ("hysteresis", "hysteresis"),
         ("verify_tls", "verify_tls"),
+        ("redirects", "redirects followed"),
+        ("tcp_on_udp", "TCP connect on UDP"),
+        ("fallback_rule", "fallback rule"),
+        ("check_traffic_port", "check the traffic port"),
+        ("start_down", "start down"),
     ):
         if getattr(s, name) != getattr(DEFAULTS, name):
             notes.append(f"{label}={getattr(s, name)}")
+    for r in s.reals:
+        if r.quiescent is not None and r.quiescent != s.quiescent:
+            notes.append(f"{r.address}:{r.port} quiescent={'yes' if r.quiescent else 'no'}")
     for name in ("checkinterval", "checktimeout", "negotiatetimeout"):
         if getattr(s, name) != int(getattr(s, name)):
             notes.append(f"{name}={getattr(s, name)} (rounded up to whole seconds)")

@@ -9,7 +9,11 @@ including file). We build that tree (file:line on every node), then map what IPV
 * delay_loop -> checkinterval, lb_algo/lvs_sched -> scheduler (keepalived default wlc), lb_kind/lvs_method
   NAT|DR|TUN -> forwarding (default NAT), persistence_timeout / persistence_granularity, protocol, quorum,
   hysteresis, sorry_server -> fallback, sh-port/sh-fallback/mh-port/mh-fallback/ops -> scheduler flags;
-* real_server: weight, inhibit_on_failure -> quiescent, uthreshold/lthreshold, per-real lvs_method;
+* real_server: weight, inhibit_on_failure -> the real's own quiescent, uthreshold/lthreshold, per-real
+  lvs_method; alpha (virtual_server) -> start down;
+* keepalived's semantics where they differ from ldirectord's: the sorry server follows the quorum on the
+  live weight with hysteresis (fallback rule keepalived), HTTP_GET follows no redirect, and TCP_CHECK on a
+  UDP service does a TCP handshake;
 * checkers: HTTP_GET/SSL_GET -> negotiate http/https (url path -> request, status_code -> expected status,
   digest reported as not checked), TCP_CHECK -> connect, MISC_CHECK -> external, SMTP_CHECK -> negotiate
   smtp, DNS_CHECK -> negotiate dns, PING_CHECK -> ping; connect_timeout, retry/nb_get_retry,
@@ -57,7 +61,7 @@ NOT_IMPORTED = {
 }
 CHECKERS = ("HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "PING_CHECK")
 UNSUPPORTED_CHECKERS = ("UDP_CHECK", "FILE_CHECK", "BFD_CHECK")
-NOT_USED_VS = ("ha_suspend", "alpha", "omega", "quorum_up", "quorum_down", "smtp_alert", "notify_up",
+NOT_USED_VS = ("ha_suspend", "omega", "quorum_up", "quorum_down", "smtp_alert", "notify_up",
                "notify_down", "sorry_server_inhibit", "warmup")  # fmt: skip
 
 
@@ -304,7 +308,13 @@ class _Interpreter:
         if endpoints is None:
             return []
         base = ServicePlan(
-            file=node.file, line=node.line, scheduler="wlc", checkinterval=60.0, quiescent=False
+            file=node.file,
+            line=node.line,
+            scheduler="wlc",
+            checkinterval=60.0,
+            quiescent=False,
+            fallback_rule="keepalived",
+            redirects=0,
         )
         base.checktimeout = base.negotiatetimeout = 5.0
         forwarding = "masq"
@@ -364,6 +374,8 @@ class _Interpreter:
                 reals.append(child)
             elif kw == "inhibit_on_failure":
                 vs_inhibit = True
+            elif kw == "alpha":
+                base.start_down = True
             elif self._timing(child, check_defaults):
                 pass
             elif kw in NOT_USED_VS:
@@ -416,7 +428,6 @@ class _Interpreter:
         self, s, nodes: list[Node], forwarding: str, vhost: str, vs: Node, defaults: dict, inhibit_all: bool
     ):
         first_check: _Check | None = None
-        inhibit = []
         for node in nodes:
             if not node.args:
                 self.error(node, "real_server needs an address")
@@ -467,26 +478,22 @@ class _Interpreter:
                     f"real server {address}:{port} checks differently from the first one "
                     f"({first_check.node.file}:{first_check.node.line}); the first one's check is used",
                 )
-            inhibit.append(quiet)
+            real.quiescent = quiet
             if any((r.address, r.port) == (real.address, real.port) for r in s.reals):
                 self.error(node, f"real server {address}:{port} is listed twice in {s.label}")
                 continue
             s.reals.append(real)
         if first_check is not None:
-            if s.protocol == "udp" and first_check.values.get("checktype") == "connect":
-                self.warn(
-                    first_check.node,
-                    "TCP_CHECK on a UDP service runs as a ping (ldirectord's UDP connect check)",
-                )
             for name, value in first_check.values.items():
                 setattr(s, name, value)
+            s.tcp_on_udp = s.protocol == "udp" and first_check.node.keyword == "TCP_CHECK"
         else:  # no real server read: nothing to check
             s.checktype = "on"
-        if inhibit and len(set(inhibit)) > 1:
-            self.warn(
-                vs, "inhibit_on_failure is set on some real servers only: quiescent applies to all here"
-            )
-        s.quiescent = any(inhibit)
+        # inhibit_on_failure is per real server: the service holds what most say, a real what differs
+        s.quiescent = inhibit_all or bool(s.reals) and all(r.quiescent for r in s.reals)
+        for real in s.reals:
+            if real.quiescent == s.quiescent:
+                real.quiescent = None
 
     def _timing(self, node: Node, values: dict) -> bool:
         """Timeouts, retries and intervals, alike in a checker and (as defaults) in a virtual_server."""

@@ -17,7 +17,9 @@ Semantics carried over from ldirectord:
 * a virtual section is the indented block (4 spaces or a tab) right after `virtual=`: a blank line ends it;
   inside it `#` starts a comment anywhere, at the top level only at the start of a line;
 * `real=a->b:port` expands an IPv4 range; ports and hosts may be names; for TCP/UDP services a gate or ipip
-  real server always gets the virtual port (the kernel forces it), as does a real without a port;
+  real server always gets the virtual port (the kernel forces it), as does a real without a port; the port
+  ldirectord *checks* such a real on (its configured port, or the service's port without one) is kept as
+  the real's check port, with a warning naming both;
 * `execute=other.cf` starts a second ldirectord instance on the same director: its file is read too, with
   its own globals, and its services join the plan.
 """
@@ -44,6 +46,13 @@ from .plan import (
 )
 
 FORMAT = "ldirectord"
+
+# ld_service_to_port: the port ldirectord checks a real server without a port on.
+LD_SERVICE_PORTS = {
+    "ftp": 21, "smtp": 25, "dns": 53, "http": 80, "pop": 110, "nntp": 119, "imap": 143, "ldap": 389,
+    "https": 443, "submission": 587, "ldaps": 636, "imaps": 993, "pops": 995, "oracle": 1521, "radius": 1812,
+    "http_proxy": 3128, "mysql": 3306, "sip": 5060, "pgsql": 5432,
+}  # fmt: skip
 
 # ld_port_to_service: the check service ldirectord picks from the virtual port when `service=` is absent.
 PORT_SERVICE = {
@@ -745,6 +754,7 @@ class _Parser:
         return [str(ipaddress.IPv4Address(n)) for n in range(a, b + 1)]
 
     def _real_port(self, v, service: ServicePlan, address: str, port: int, options: dict, line: int):
+        configured = port
         if service.protocol != "fwmark":
             if options["forwarding"] in ("gate", "ipip") and port not in (0, service.port):
                 self.warn(
@@ -760,7 +770,29 @@ class _Parser:
                         f"serves on the virtual port; imported as port {service.port}",
                     )
                 port = service.port
-        return RealPlan(address=address, port=port, file=self.file, line=line, **options)
+        real = RealPlan(address=address, port=port, file=self.file, line=line, **options)
+        real.configured_port = configured  # ld_checkport reads it (see _check_ports)
+        return real
+
+    def _check_ports(self, v: _Virtual, s: ServicePlan) -> None:
+        """ld_checkport: ldirectord checks a real server on checkport, else on its configured port, else on
+        the service's port (ld_service_to_port, e.g. 80 for http). Where that is not the port traffic goes to
+        (a gate real written with another port, a real without a port) the real keeps it as its check_port,
+        so the import checks what ldirectord checked; the warning names both ports and the setting."""
+        if s.checkport or s.checktype in ("ping", "external", "on", "off"):
+            return
+        service = v.service if v.service is not None else PORT_SERVICE.get(s.port or 0, "none")
+        for real in s.reals:
+            configured = getattr(real, "configured_port", real.port)
+            port = configured or LD_SERVICE_PORTS.get(service, 0)
+            if port and port != real.port:
+                real.check_port = port
+                self.warn(
+                    real.line,
+                    f"real server {real.address}: ldirectord checks it on port {port}, traffic goes to port "
+                    f"{real.port}; checked on {port} as ldirectord does (the service setting 'check the "
+                    f"traffic port' moves the check to {real.port})",
+                )
 
     # ---- ld_setup: from ldirectord's view to the plan ----------------------------------------------
 
@@ -776,6 +808,7 @@ class _Parser:
                 continue
             seen[key] = v.line
             self._reals(v, service)
+            self._check_ports(v, service)
             self.plan.services.append(service)
         self.plan.settings.setdefault(self.file, {}).update(
             {

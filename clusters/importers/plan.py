@@ -64,10 +64,12 @@ class RealPlan:
     weight: int = 1
     u_threshold: int = 0
     l_threshold: int = 0
+    quiescent: bool | None = None  # keepalived's per-real inhibit_on_failure
+    check_port: int = 0  # where the source daemon checked it, when that is not `port`
     file: str = ""
     line: int = 0
 
-    MODEL_FIELDS = ("address", "port", "forwarding", "weight", "u_threshold", "l_threshold")
+    MODEL_FIELDS = ("address", "port", "forwarding", "weight", "u_threshold", "l_threshold", "quiescent", "check_port")
 
     def model_values(self) -> dict:
         return {name: getattr(self, name) for name in self.MODEL_FIELDS}

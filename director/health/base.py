@@ -77,10 +77,17 @@ class Target:
         return f"[{self.address}]" if ":" in self.address else self.address
 
 
-def check_port_for(spec: CheckSpec, real_port: int) -> int:
-    """ldirectord's ld_checkport: checkport if set, else the real server's port, else the service's port."""
+def check_port_for(spec: CheckSpec, real_port: int, source_port: int = 0) -> int:
+    """ldirectord's ld_checkport: checkport if set, else the real server's port, else the service's port.
+
+    `source_port` is RealSpec.check_port: the port the source daemon probed where that is not the traffic
+    port (a gate real's configured port, the service's port for a real without one). It wins unless the
+    service opted into `check_traffic_port`, the documented choice of probing where traffic goes.
+    """
     if spec.checkport:
         return int(spec.checkport)
+    if source_port and not spec.check_traffic_port:
+        return int(source_port)
     if real_port:
         return int(real_port)
     return SERVICE_PORTS.get(spec.service, 0)

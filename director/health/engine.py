@@ -274,7 +274,7 @@ class HealthEngine:
                 target = Target(
                     real.key[0],
                     real.port,
-                    check_port_for(svc.check, real.port),
+                    check_port_for(svc.check, real.port, real.check_port),
                     svc.protocol,
                     v_address,
                     svc.port,

@@ -7,8 +7,11 @@ collects bytes until the server closes costs a fraction of a stream-based or ful
 ldirectord semantics kept: URL = `<scheme>://<real ip>:<checkport>/<request>` (request defaults to "/"),
 Host header = virtualhost or the real server's address, `receive` is a regex searched in the body,
 `httpmethod` GET or HEAD. For http_proxy the request is an absolute URL fetched *through* the real server.
-Success is a status in `expected_status` (keepalived's status_code) or, when that is empty, any 2xx/3xx.
-Redirects are not followed: a 3xx answer already proves the server is alive.
+Success is a status in `expected_status` (keepalived's status_code) or, when that is empty, a 2xx, which is
+what both daemons accept (ldirectord's `is_success`, keepalived's default 200-299). Up to `redirects`
+redirects are followed first, as ldirectord's LWP does (7 by default; keepalived follows none, so its
+import sets 0): the status and `receive` then apply to the final page, and a redirect left over fails.
+Like LWP, a followed redirect drops the virtual host and asks the host the Location names.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import re
 import socket
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from director.desired import CheckSpec
 
@@ -35,6 +38,8 @@ from .base import (
 )
 
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3})")
+_LOCATION = re.compile(rb"^location:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 class _Collect(asyncio.Protocol):
@@ -234,6 +239,7 @@ class HttpChecker(Checker):
         self.method = (spec.httpmethod or "GET").upper()
         self.receive = compile_receive(spec.receive) if self.method != "HEAD" else None
         self.expected = frozenset(spec.expected_status)
+        self.redirects = max(0, int(spec.redirects))
         self.ssl_context = self._ssl_context(spec, cafile) if self.service == "https" else None
         self._requests: dict[Target, bytes] = {}
 
@@ -282,6 +288,9 @@ class HttpChecker(Checker):
         op = _PlainExchange(loop, self, target, self.request_for(target))
         try:
             raw = await op.fut
+            if self.redirects and self.location(raw) is not None:
+                async with asyncio.timeout(max(0.001, self.timeout - (loop.time() - start))):
+                    raw = await self.follow(raw, self.url_for(target))
             reason = self.judge(raw)
             ok = True
         except asyncio.CancelledError:
@@ -291,13 +300,52 @@ class HttpChecker(Checker):
             ok, reason = False, reason_for(exc, self.timeout)
         return CheckResult(ok, loop.time() - start, reason)
 
+    def location(self, raw: bytes) -> str | None:
+        """The Location of a redirect this check follows (a 30x it does not expect), else None."""
+        m = _STATUS_LINE.match(raw)
+        if m is None or int(m.group(1)) not in REDIRECTS or int(m.group(1)) in self.expected:
+            return None
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        loc = _LOCATION.search(head)
+        return loc.group(1).decode("latin-1").strip() if loc else None
+
+    async def follow(self, raw: bytes, url: str) -> bytes:
+        """Follow redirects (at most `redirects`) from the response `raw` to `url`; the last response."""
+        for _ in range(self.redirects):
+            location = self.location(raw)
+            if location is None:
+                break
+            url = urljoin(url, location)
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise CheckFailed(f"redirect to {url[:80]} not followed")
+            tls = parts.scheme == "https"
+            port = parts.port or (443 if tls else 80)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            request = (
+                f"{self.method} {path} HTTP/1.0\r\nHost: {parts.netloc}\r\n"
+                "User-Agent: ultramonkey-health/1\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            ).encode("latin-1")
+            ctx = (self.ssl_context or self._ssl_context(self.spec, None)) if tls else None
+            reader, writer = await asyncio.open_connection(
+                parts.hostname, port, ssl=ctx, server_hostname=parts.hostname if tls else None
+            )
+            try:
+                writer.write(request)
+                raw = await reader.read(MAX_READ)
+                while len(raw) < MAX_READ and (more := await reader.read(MAX_READ - len(raw))):
+                    raw += more
+            finally:
+                writer.close()
+        return raw
+
     def judge(self, raw: bytes) -> str:
         """Status and receive rules applied to a complete response; the success reason or CheckFailed."""
         status, body = parse_response(raw)
         if self.expected:
             if status not in self.expected:
                 raise CheckFailed(f"HTTP {status}")
-        elif not 200 <= status < 400:
+        elif not 200 <= status < 300:
             raise CheckFailed(f"HTTP {status}")
         if self.receive is not None and not self.receive.search(body.decode("latin-1")):
             raise CheckFailed("receive regex not matched")
@@ -338,4 +386,6 @@ class HttpChecker(Checker):
             raw = await done
         finally:
             transport.close()
+        if self.redirects and self.location(raw) is not None:
+            raw = await self.follow(raw, self.url_for(target))
         return self.judge(raw)

@@ -1,6 +1,7 @@
 """From a `CheckSpec` to the checker that implements it, with ldirectord's dispatch rules.
 
-- `connect` on a UDP virtual service is a ping (ldirectord cannot "connect" UDP).
+- `connect` on a UDP virtual service is a ping (ldirectord cannot "connect" UDP), unless `tcp_on_udp`
+  (keepalived's TCP_CHECK, which does a TCP handshake whatever the service's protocol).
 - A numeric checktype N ("combined" in ldirectord) runs connect checks and a negotiate check every
   Nth time; the first check and the check after any failed connect are negotiate checks.
 - An unknown checktype or service never crashes the engine: it yields a checker that always reports
@@ -87,13 +88,18 @@ def negotiate_checker(spec: CheckSpec, protocol: str, cafile: str | None) -> Che
     return cls(spec)
 
 
+def connect_checker(spec: CheckSpec, protocol: str) -> Checker:
+    """A connect check: a ping on a UDP service (ldirectord) unless `tcp_on_udp` (keepalived's TCP_CHECK)."""
+    return PingChecker(spec) if protocol == "udp" and not spec.tcp_on_udp else ConnectChecker(spec)
+
+
 def build_checker(spec: CheckSpec, protocol: str = "tcp", *, cafile: str | None = None) -> Checker:
     """The checker for one virtual service's CheckSpec. `protocol` is the virtual service's (tcp/udp/...)."""
     kind = (spec.checktype or "negotiate").strip().lower()
     if kind == "negotiate":
         return negotiate_checker(spec, protocol, cafile)
     if kind == "connect":
-        return PingChecker(spec) if protocol == "udp" else ConnectChecker(spec)
+        return connect_checker(spec, protocol)
     if kind == "ping":
         return PingChecker(spec)
     if kind == "external":
@@ -103,6 +109,6 @@ def build_checker(spec: CheckSpec, protocol: str = "tcp", *, cafile: str | None 
     if kind == "off":
         return StaticChecker(spec, False, "checktype off")
     if kind.isdigit():
-        connect = PingChecker(spec) if protocol == "udp" else ConnectChecker(spec)
+        connect = connect_checker(spec, protocol)
         return CombinedChecker(spec, connect, negotiate_checker(spec, protocol, cafile), int(kind))
     return StaticChecker(spec, False, f"unknown checktype {spec.checktype}")

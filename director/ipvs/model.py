@@ -253,10 +253,14 @@ def dest_id_of(sid: str, dest: Dest) -> str:
 
 
 def real_port(spec, real) -> int:
-    """The kernel port of a desired real server: port 0 means "the service port" (as in ipvsadm), except in
-    fwmark services, which keep the real's own port. Use it for dest ids built from a spec
-    (keys.dest_id(sid, real.address, real_port(spec, real))) so they match dest_id_of() of the kernel dest."""
-    if spec.protocol == "fwmark" or real.port:
+    """The kernel port of a desired real server: port 0 means "the service port" (as in ipvsadm), and so does
+    any port of a gate or ipip destination (ipvsadm and the daemons give those the virtual port: the packet is
+    not rewritten, so no other port can be served); fwmark services keep the real's own port. Use it for dest
+    ids built from a spec (keys.dest_id(sid, real.address, real_port(spec, real))) so they match
+    dest_id_of() of the kernel dest."""
+    if spec.protocol == "fwmark":
+        return int(real.port)
+    if real.port and real.forwarding == "masq":
         return int(real.port)
     return int(spec.port)
 

@@ -38,14 +38,16 @@ MODEL_VALUES = {
     "checktimeout": 1.5, "negotiatetimeout": 3.0, "failurecount": 4, "quiescent": False,
     "expected_status": "200,204", "retries": 3, "delay_before_retry": 0.5, "rise": 2, "quorum": 2,
     "hysteresis": 1, "external_program": "/bin/check", "login": "u", "passwd": "p", "database": "db",
-    "secret": "s", "verify_tls": True,
+    "secret": "s", "verify_tls": True, "redirects": 0, "tcp_on_udp": True, "fallback_rule": "keepalived",
+    "check_traffic_port": True, "start_down": True,
 }  # fmt: skip
 SPEC = CheckSpec(
     checktype="connect", service="https", request="/alive", receive="ok", httpmethod="HEAD",
     virtualhost="www.example.com", checkport=8443, checkinterval=2.5, checktimeout=1.5, negotiatetimeout=3.0,
     failurecount=4, quiescent=False, expected_status=(200, 204), retries=3, delay_before_retry=0.5, rise=2,
     quorum=2, hysteresis=1, external="/bin/check", login="u", passwd="p", database="db", secret="s",
-    verify_tls=True,
+    verify_tls=True, redirects=0, tcp_on_udp=True, fallback_rule="keepalived", check_traffic_port=True,
+    start_down=True,
 )  # fmt: skip
 
 

@@ -31,6 +31,8 @@ VS = {
     "rise": "1",
     "quorum": "1",
     "hysteresis": "0",
+    "redirects": "7",
+    "fallback_rule": "ldirectord",
     "fallback_forwarding": "masq",
 }
 
@@ -87,6 +89,7 @@ def test_it_edits_a_real_server_and_pushes(client, admin_user, demo):
         "weight": "3",
         "u_threshold": "0",
         "l_threshold": "0",
+        "check_port": "0",
     }
     assert client.post(reverse("server_edit", args=[rs.pk]), data).status_code == 302
     rs.refresh_from_db()

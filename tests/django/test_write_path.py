@@ -17,7 +17,10 @@ from .test_forms import _vs
 
 pytestmark = pytest.mark.django_db
 
-REAL = {"address": "192.168.1.9", "port": "80", "forwarding": "masq", "weight": "1", "u_threshold": "0"}
+REAL = {
+    "address": "192.168.1.9", "port": "80", "forwarding": "masq", "weight": "1", "u_threshold": "0",
+    "check_port": "0",
+}  # fmt: skip
 
 
 @pytest.fixture

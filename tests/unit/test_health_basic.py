@@ -53,6 +53,16 @@ def test_it_pings_instead_of_connecting_for_udp_services():
     assert build_checker(CheckSpec(checktype="connect"), "udp").name == "ping"
 
 
+def test_it_does_a_tcp_handshake_on_a_udp_service_with_tcp_on_udp(health_servers):
+    """keepalived's TCP_CHECK on a UDP service: a TCP listener answers, a closed TCP port fails."""
+    port = listener(health_servers)
+    spec = CheckSpec(checktype="connect", tcp_on_udp=True, checktimeout=1)
+    assert run(spec, Target("127.0.0.1", port, port, "udp"), "udp").reason == "connected"
+    assert run(CheckSpec(checktype="2", tcp_on_udp=True), Target("127.0.0.1", port, port), "udp").ok
+    health_servers.close()
+    assert run(spec, Target("127.0.0.1", port, port, "udp"), "udp").reason == "connection refused"
+
+
 def test_it_answers_on_off_and_none_without_network():
     t = Target("127.0.0.1", 1, 1)
     assert run(CheckSpec(checktype="on"), t).ok
@@ -142,3 +152,9 @@ def test_it_negotiates_every_nth_check_and_connects_in_between(health_servers):
     assert [r.reason for r in results] == ["HTTP 200", "connected", "connected", "connected", "HTTP 200", "connected",
                                             "connected", "connected"]  # fmt: skip
     assert len(requests) == 2
+
+
+def test_it_checks_the_port_the_source_daemon_checked_unless_told_to_follow_traffic():
+    assert check_port_for(CheckSpec(service="http"), 8080, source_port=80) == 80
+    assert check_port_for(CheckSpec(service="http", check_traffic_port=True), 8080, source_port=80) == 8080
+    assert check_port_for(CheckSpec(checkport=9000), 8080, source_port=80) == 9000

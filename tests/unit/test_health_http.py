@@ -49,8 +49,66 @@ def test_it_reports_down_with_the_status_for_http_503(health_servers):
     assert not result.ok and result.reason == "HTTP 503"
 
 
-def test_it_treats_redirects_as_up_without_following_them(health_servers):
-    assert run(CheckSpec(service="http"), http_server(health_servers, status=302)).ok
+def redirecting_server(servers, location: str, seen=None):
+    return http_server(servers, raw=b"HTTP/1.0 302 Found\r\nLocation: %s\r\n\r\nmoved" % location.encode(), seen=seen)
+
+
+def test_it_follows_a_redirect_and_matches_receive_on_the_final_page(health_servers):
+    final = http_server(health_servers, body=b"welcome: READY")
+    seen = []
+    port = redirecting_server(health_servers, f"http://127.0.0.1:{final}/home", seen)
+    result = run(CheckSpec(service="http", receive="READY"), port)
+    assert result.ok and result.reason == "HTTP 200"
+    assert run(CheckSpec(service="http", receive="moved"), port).reason == "receive regex not matched"
+    assert seen  # the first server was asked
+
+
+def test_it_follows_a_relative_redirect_on_the_same_server(health_servers):
+    seen = []
+
+    async def handler(reader, writer):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        seen.append(head.split(" ")[1])
+        if head.startswith("GET /next"):
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\nfinal page")
+        else:
+            writer.write(b"HTTP/1.0 301 Moved\r\nLocation: /next?x=1\r\n\r\n")
+        await writer.drain()
+
+    port = health_servers.tcp(handler)
+    assert run(CheckSpec(service="http", receive="final"), port).ok
+    assert seen == ["/", "/next?x=1"]
+
+
+def test_it_fails_a_redirect_it_does_not_follow(health_servers):
+    port = redirecting_server(health_servers, "/elsewhere")
+    result = run(CheckSpec(service="http", redirects=0), port)  # keepalived: 200-299 only, no following
+    assert not result.ok and result.reason == "HTTP 302"
+    assert run(CheckSpec(service="http", redirects=0, expected_status=(302,)), port).ok
+
+
+def test_it_fails_a_redirect_loop_after_the_last_hop(health_servers):
+    seen = []
+
+    async def handler(reader, writer):
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.0 302 Found\r\nLocation: /again\r\n\r\n")
+        await writer.drain()
+
+    port = health_servers.tcp(handler)
+    result = run(CheckSpec(service="http", redirects=3), port)
+    assert not result.ok and result.reason == "HTTP 302"
+    assert len(seen) == 4  # the first request and three followed
+
+
+@pytest.mark.parametrize("status", [204, 299])
+def test_it_accepts_any_2xx_by_default(health_servers, status):
+    assert run(CheckSpec(service="http"), http_server(health_servers, status=status)).ok
+
+
+@pytest.mark.parametrize("status", [300, 304, 404])
+def test_it_fails_anything_else_by_default(health_servers, status):
+    assert not run(CheckSpec(service="http"), http_server(health_servers, status=status)).ok
 
 
 def test_it_matches_receive_regex_against_the_body(health_servers):

@@ -287,7 +287,7 @@ def test_a_reconciler_dumps_in_full_first_then_works_from_what_it_knows():
 # ---- model ----------------------------------------------------------------------------------------------
 
 
-def test_service_from_spec_uses_the_service_port_for_port_zero_and_kernel_weights():
+def test_service_from_spec_uses_the_service_port_for_port_zero_gate_and_ipip_and_kernel_weights():
     spec = ServiceSpec(
         "tcp",
         "172.16.10.52",
@@ -300,7 +300,7 @@ def test_service_from_spec_uses_the_service_port_for_port_zero_and_kernel_weight
     svc = model.service_from_spec(spec, [(spec.reals[0], 0), (spec.reals[1], 3)])
     assert svc.dests == (
         Dest("192.168.1.4", 80, weight=0),
-        Dest("192.168.1.5", 8080, fwd="gate", weight=3, u_threshold=9),
+        Dest("192.168.1.5", 80, fwd="gate", weight=3, u_threshold=9),  # ipvsadm: DR/TUN get the virtual port
     )
     assert svc.flags == ("sh-fallback", "sh-port") and svc.timeout == 300 and svc.persistent
     assert svc.flag_bits == model.F_PERSISTENT | model.F_SCHED1 | model.F_SCHED2

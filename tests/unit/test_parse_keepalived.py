@@ -117,3 +117,34 @@ def test_it_applies_virtual_server_checker_defaults_and_url_regex():
     (s,) = plan.services
     assert (s.checktimeout, s.negotiatetimeout, s.retries, s.quiescent) == (7, 7, 4, True)
     assert (s.request, s.receive, s.checkinterval) == ("/ping", "^pong$", 9)
+
+
+def test_it_keeps_inhibit_on_failure_per_real_server():
+    text = (
+        "virtual_server 10.0.0.1 80 {\n"
+        " real_server 10.0.0.2 80 {\n  inhibit_on_failure\n }\n"
+        " real_server 10.0.0.3 80 {\n }\n"
+        " real_server 10.0.0.4 80 {\n  inhibit_on_failure\n }\n}\n"
+    )
+    plan = keepalived.parse(text)
+    assert plan.ok and not plan.warnings, plan.warnings
+    (s,) = plan.services
+    assert s.quiescent is False
+    assert [r.quiescent for r in s.reals] == [True, None, True]
+    every = keepalived.parse(text.replace(" real_server 10.0.0.3 80 {\n }\n", ""))
+    assert every.services[0].quiescent is True and [r.quiescent for r in every.services[0].reals] == [None, None]
+
+
+def test_it_takes_keepalived_semantics_where_the_daemons_differ():
+    text = (
+        "virtual_server 10.0.0.1 53 {\n protocol UDP\n alpha\n quorum 3\n hysteresis 1\n"
+        " sorry_server 10.0.0.9 53\n"
+        " real_server 10.0.0.2 53 {\n  TCP_CHECK {\n   connect_port 53\n  }\n }\n}\n"
+    )
+    plan = keepalived.parse(text)
+    assert plan.ok and not plan.warnings, plan.warnings
+    (s,) = plan.services
+    assert (s.fallback_rule, s.redirects, s.tcp_on_udp, s.start_down) == ("keepalived", 0, True, True)
+    assert (s.quorum, s.hysteresis, s.fallback_address) == (3, 1, "10.0.0.9")
+    tcp = keepalived.parse(text.replace(" protocol UDP\n", "")).services[0]
+    assert tcp.tcp_on_udp is False and tcp.checktype == "connect"

@@ -56,7 +56,18 @@ def test_it_honours_a_per_virtual_checkinterval_only_with_fork():
 def test_it_gives_gate_reals_and_portless_reals_the_virtual_port():
     plan = ldirectord.parse("virtual=10.0.0.1:80\n\treal=10.0.0.2:8080 gate\n\treal=10.0.0.3 masq\n")
     assert [(r.address, r.port) for r in plan.services[0].reals] == [("10.0.0.2", 80), ("10.0.0.3", 80)]
-    assert [m.line for m in plan.warnings] == [2, 3]
+    assert [m.line for m in plan.warnings] == [2, 2, 3]
+    assert [r.check_port for r in plan.services[0].reals] == [8080, 0]  # ld_checkport: the configured port
+    assert "checks it on port 8080, traffic goes to port 80" in str(plan.warnings[1])
+
+
+def test_it_keeps_the_service_port_ldirectord_checks_a_portless_real_on():
+    plan = ldirectord.parse("virtual=10.0.0.1:8080\n\treal=10.0.0.3 masq\n\tservice=http\n")
+    (real,) = plan.services[0].reals
+    assert (real.port, real.check_port) == (8080, 80)
+    assert any("'check the traffic port' moves the check to 8080" in str(w) for w in plan.warnings)
+    text = "virtual=10.0.0.1:8080\n\treal=10.0.0.3 masq\n\tservice=http\n\tcheckport=81\n"
+    assert ldirectord.parse(text).services[0].reals[0].check_port == 0  # checkport decides, as in ld_checkport
 
 
 def test_it_keeps_real_ports_of_a_firewall_mark_service():
