@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0005_applyjob_no_task_id'),
+        ('clusters', '0006_director_vrrp'),
     ]
 
     operations = [
