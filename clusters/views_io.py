@@ -26,6 +26,7 @@ from .importers import FORMATS as IMPORT_FORMATS
 from .importers import HostsMap, MemorySources, parse
 from .importers.apply import apply_plan
 from .importers.plan import MAX_FILE_BYTES, MAX_FILES, normalize_newlines
+from .importers.preview import outlook
 from .models import Director, Event
 
 IMPORT_PERMS = ("clusters.add_virtualservice", "clusters.add_realserver")
@@ -169,6 +170,7 @@ def import_upload(request):
             "clusters/io/preview.html",
             {
                 "plan": plan,
+                "services": [(s, outlook(s)) for s in plan.services],
                 "result": result,
                 "director": d["director"],
                 "token": token,
@@ -197,6 +199,7 @@ def import_confirm(request):
             "clusters/io/preview.html",
             {
                 "plan": plan,
+                "services": [(s, outlook(s)) for s in plan.services],
                 "result": result,
                 "director": director,
                 "token": "",

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what Ultra Monkey Web needs on a Debian/Ubuntu machine (as root), idempotently:
 # Debian packages (Redis, user-mode-linux for the lab, ipvsadm/nftables, keepalived for director pairs; with --test
-# also chromium and ldirectord),
+# also chromium, and ldirectord with its IPv6 helper, the oracles the importer and the kernel table are compared with),
 # then the project's virtualenv in .venv. Safe to run on every `make run` / `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables keepalived iproute2 procps kmod iptables bc curl"
-# only for `make test`: the browser for Playwright, and ldirectord as the reference the importer is compared with
-[ "${1:-}" = --test ] && PKGS="$PKGS chromium ldirectord"
+# only for `make test`: the browser for Playwright, and ldirectord (plus libnet-inet6glue-perl, which its HTTP
+# checks of IPv6 real servers load) as the reference the importer and tests/kernel/test_daemon_oracle.py compare with
+[ "${1:-}" = --test ] && PKGS="$PKGS chromium ldirectord libnet-inet6glue-perl"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then

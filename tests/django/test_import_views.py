@@ -112,3 +112,13 @@ def test_it_reads_an_uploaded_crlf_file_and_warns_once(client, admin_user, direc
     assert crlf == [f"{name}: Windows (CRLF) line ends: read as plain newlines"]
     assert client.post(reverse("io_import_confirm"), {"token": response.context["token"]}).status_code == 302
     assert director.services.count() == 2
+
+
+def test_it_states_per_service_the_table_when_every_check_passes_and_fails(client, admin_user, director):
+    client.force_login(admin_user)
+    response = _upload(client, director, "oracle/ka06-quorum-sorry.conf")
+    page = response.content.decode()
+    assert "Every check passes: <code>192.168.1.4:8001 weight 2, 192.168.1.5:8001 weight 2</code>" in page
+    # quorum lost: the sorry server replaces the live servers, the inhibited one stays at 0
+    assert "Every check fails: <code>192.168.1.5:8001 weight 0, 192.168.1.9:80 weight 1</code>" in page
+    assert "sorry server as keepalived: replaces the live servers while their weight is below quorum 3" in page
