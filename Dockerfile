@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY director director
 COPY clusters clusters
 COPY ultramonkey_web ultramonkey_web
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[web]"
 COPY . .
 ENV PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=ultramonkey_web.settings
 RUN SECRET_KEY=build python manage.py collectstatic --noinput

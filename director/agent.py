@@ -20,6 +20,7 @@ happen under one lock: applies from Celery, flips from health checks and role ch
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -111,6 +112,7 @@ class Agent:
         self.health = {k: v for k, v in (load_json(self.health_path, {}) or {}).items()}
         saved = load_json(self.desired_path)
         self.engine.start()
+        self._check_ipvs()
         if saved:
             with self._lock:
                 self.desired = DesiredState.from_dict(saved)
@@ -131,6 +133,25 @@ class Agent:
             target=self.reporter.loop, args=(self._stop,), name="umw-reporter", daemon=True
         )
         self._reporter.start()
+
+    def _check_ipvs(self) -> None:
+        """Say, in the log and as an error event, when the kernel's IPVS table cannot be read: on a host
+        without the ip_vs module every apply fails, and the operator should learn why (on start, and after
+        an apply with errors, since the director may not exist centrally yet when the agent starts)."""
+        try:
+            self.host.dump()
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EPROTO):
+                msg = (
+                    f"IPVS is not available in this kernel ({exc}): load the module on the director "
+                    "(`modprobe ip_vs`, and list ip_vs in /etc/modules-load.d/); a container cannot load it"
+                )
+            elif exc.errno == errno.EPERM:
+                msg = f"cannot read the IPVS table ({exc}): the agent needs CAP_NET_ADMIN"
+            else:
+                msg = f"cannot read the IPVS table: {exc}"
+            log.error(msg)
+            self.events.emit("agent", msg, level="error")
 
     def stop(self) -> None:
         self.pair.stop()
@@ -180,6 +201,8 @@ class Agent:
             self._update_engine()
         self.pair.update(state)
         result.update(job_id=job_id, revision=state.revision, seconds=round(time.monotonic() - started, 6))
+        if result["errors"]:
+            self._check_ipvs()  # a kernel without IPVS fails every apply: say so, not only "1 failed"
         level = "error" if result["errors"] else "info"
         msg = f"applied revision {state.revision}: {result['ops']} kernel operation(s)"
         if result["errors"]:

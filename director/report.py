@@ -127,7 +127,18 @@ class Reporter:
 
     def report_once(self, check_drift: bool = False) -> None:
         """Heartbeat, snapshot, history, drift and the event backlog: one bounded round (one kernel dump)."""
-        dump = self.dump()
+        try:
+            dump = self.dump()
+        except OSError:
+            # No table to report (no ip_vs, no CAP_NET_ADMIN): the agent is still alive and connected, and the
+            # events saying why (the agent's IPVS check, the failed applies) must reach the dashboard.
+            self.redis.set(
+                keys.heartbeat_key(self.name),
+                json.dumps({"time": time.time(), "revision": self.revision()}),
+                ex=keys.HEARTBEAT_TTL,
+            )
+            self.events.flush(self.redis)
+            raise
         if check_drift:
             found = self.drift(dump)
             if found != self.last_drift:

@@ -126,6 +126,26 @@ def test_it_passes_arguments_without_a_shell(script, tmp_path):
     assert result.ok and not marker.exists()
 
 
+def test_it_runs_only_programs_inside_the_directors_external_check_directory(script, tmp_path, monkeypatch):
+    allowed = tmp_path / "checks"
+    allowed.mkdir()
+    inside = allowed / "check-app"
+    inside.symlink_to(script("sys.exit(0)\n"))  # resolves outside: a link does not smuggle a program in
+    real_inside = allowed / "real-check"
+    real_inside.write_text(f"#!{sys.executable}\nimport sys; sys.exit(0)\n")
+    real_inside.chmod(0o755)
+    monkeypatch.setenv("UMW_EXTERNAL_CHECK_DIR", str(allowed))
+    target = Target("127.0.0.1", 1, 1)
+
+    assert run(CheckSpec(checktype="external", external=f"{real_inside} --quick"), target).ok
+    for program in ("/bin/true", str(inside), f"{allowed}/../checks/../check.py", "true"):
+        result = run(CheckSpec(checktype="external", external=program), target)
+        assert not result.ok
+        assert result.reason == (
+            f"external program {program} is not in the director's external-check directory {allowed}"
+        )
+
+
 # ---- checktype N ----------------------------------------------------------------------------------------------
 
 

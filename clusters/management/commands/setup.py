@@ -1,5 +1,6 @@
 """`manage.py setup`: roles, the first admin (password printed once), optionally the demo."""
 
+import os
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -18,13 +19,25 @@ class Command(BaseCommand):
         parser.add_argument("--admin", default="admin", help="username of the first admin")
         parser.add_argument("--password", default=None, help="password (default: generated and printed once)")
         parser.add_argument(
+            "--password-env",
+            metavar="VAR",
+            default=None,
+            help="take the password from this environment variable (compose: kept off the command line)",
+        )
+        parser.add_argument(
             "--demo",
             metavar="DIRECTOR",
             default=None,
             help="load the classic two-real-server HTTP + VNC setup on this director",
         )
 
-    def handle(self, *args, admin, password, demo, **options):
+    def handle(self, *args, admin, password, password_env, demo, **options):
+        if password_env:
+            password = os.environ.get(password_env, "")
+            if not password:
+                raise CommandError(
+                    f"--password-env {password_env}: that environment variable is not set or empty"
+                )
         groups = ensure_groups()
         User = get_user_model()
         if not User.objects.filter(username=admin).exists():
@@ -34,11 +47,19 @@ class Command(BaseCommand):
                     validate_password(password, User(username=admin))
                 except ValidationError as exc:
                     raise CommandError(f"--password refused: {' '.join(exc.messages)}") from exc
+            chosen = bool(password)
             password = password or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(admin, "", password)
             user.groups.add(groups["admin"])
-            self.stdout.write(self.style.SUCCESS(f"Created admin user {admin!r} with password: {password}"))
-            self.stdout.write("(shown once: change it in the admin or with `manage.py changepassword`)")
+            if chosen:  # the operator chose it: never echo it into logs
+                self.stdout.write(
+                    self.style.SUCCESS(f"Created admin user {admin!r} with the password given.")
+                )
+            else:
+                self.stdout.write(
+                    self.style.SUCCESS(f"Created admin user {admin!r} with password: {password}")
+                )
+                self.stdout.write("(shown once: change it in the admin or with `manage.py changepassword`)")
         else:
             self.stdout.write(f"Admin user {admin!r} exists; password unchanged.")
         if demo:
