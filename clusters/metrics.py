@@ -19,11 +19,13 @@ import math
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
+from django.db.models import OuterRef, Subquery
+
 from director.keys import dest_key_for, service_key_for
 
 from . import agents, live
 from . import choices as C
-from .models import Director
+from .models import ApplyJob, Director
 
 # name -> (type, help). Every sample goes through this table, so a family cannot get two HELP texts.
 METRICS = {
@@ -33,6 +35,8 @@ METRICS = {
     "umw_director_revision": ("gauge", "Desired-state revision: asked for (desired) and applied."),
     "umw_director_snapshot_timestamp_seconds": ("gauge", "Unix time of the agent's last stats snapshot."),
     "umw_director_drift_entries": ("gauge", "Differences the agent found between kernel and desired state."),
+    "umw_director_apply_failed": ("gauge", "1 when the director's latest finished apply job failed, else 0."),
+    "umw_director_ha_state": ("gauge", "1 for the director's current role in its pair (by state), else 0."),
     "umw_service_healthy_reals": ("gauge", "Real servers of the service whose health check passes."),
     "umw_service_reals": ("gauge", "Real servers of the service."),
     "umw_service_quorum": ("gauge", "1 when enough real servers are healthy (quorum)."),
@@ -90,8 +94,25 @@ def _counters(out: Families, prefix: str, stats_: dict, **labels) -> None:
                 out.add(f"{prefix}_{suffix}", int(stats_[key]), **labels, **extra)
 
 
-def _director(out: Families, director: Director, snap: dict | None, now) -> None:
+# roles a paired director reports (director/failover.py; FAULT is keepalived's): one series each, 0 or 1
+HA_STATES = ("INIT", "BACKUP", "MASTER", "FAULT")
+
+
+def _pairs(directors) -> dict[str, str]:
+    """Director name -> its pair's name ("a+b", sorted) for both sides, from the list in memory (no query)."""
+    names = {d.pk: d.name for d in directors}
+    out = {}
+    for d in directors:
+        if d.peer_id in names:
+            out[d.name] = out[names[d.peer_id]] = "+".join(sorted((d.name, names[d.peer_id])))
+    return out
+
+
+def _director(out: Families, director: Director, snap: dict | None, now, pair: str | None = None) -> None:
     d = {"director": director.name}
+    # gather() annotates the latest finished job's status; without it (a bare Director) nothing failed
+    failed = getattr(director, "last_apply_status", None) == C.JobStatus.FAILED
+    out.add("umw_director_apply_failed", failed, **d)
     out.add("umw_agent_up", director.agent_status(now) == C.AgentState.UP, **d)
     if director.last_seen is not None:
         out.add("umw_agent_last_seen_timestamp_seconds", director.last_seen.timestamp(), **d)
@@ -103,6 +124,10 @@ def _director(out: Families, director: Director, snap: dict | None, now) -> None
     if snap.get("time"):
         out.add("umw_director_snapshot_timestamp_seconds", float(snap["time"]), **d)
     out.add("umw_director_drift_entries", len(snap.get("drift") or ()), **d)
+    role = (snap.get("ha") or {}).get("state")
+    if role:  # a paired director: `sum by (pair) (umw_director_ha_state{state="MASTER"})` must be 1
+        for state in dict.fromkeys((*HA_STATES, role)):
+            out.add("umw_director_ha_state", role == state, **d, pair=pair or director.name, state=state)
 
 
 def _service(out: Families, svc_snap: dict, **s) -> None:
@@ -140,9 +165,10 @@ def _real(out: Families, row: live.RealRow, **s) -> None:
 def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Metric]:
     """Every family for `directors` (with services__reals prefetched) and their snapshots by name. Pure."""
     out = Families()
+    pairs = _pairs(directors)
     for director in directors:
         snap = snapshots.get(director.name)
-        _director(out, director, snap, now)
+        _director(out, director, snap, now, pairs.get(director.name))
         svc_snaps = (snap or {}).get("services") or {}
         for vs in director.services.all():
             svc_snap = svc_snaps.get(service_key_for(vs))
@@ -157,7 +183,12 @@ def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Metr
 
 def gather() -> tuple[list[Director], dict[str, dict | None]]:
     """The database and Redis reads behind one scrape: directors with services and reals, and snapshots."""
-    directors = list(Director.objects.prefetch_related("services__reals"))
+    finished = ApplyJob.objects.filter(director=OuterRef("pk")).exclude(status=C.JobStatus.PENDING)
+    directors = list(
+        Director.objects.prefetch_related("services__reals").annotate(
+            last_apply_status=Subquery(finished.order_by("-created", "-pk").values("status")[:1])
+        )
+    )
     for director in directors:
         live.refresh_last_seen(director)
     return directors, {d.name: agents.snapshot(d.name) for d in directors}

@@ -32,7 +32,7 @@ def dest(server, active=0, inactive=0, persistent=0, up=True, reason="HTTP 200",
     }
 
 
-def agent_snapshot(director, per_server=None, drift=(), revision=None) -> dict:
+def agent_snapshot(director, per_server=None, drift=(), revision=None, ha=None) -> dict:
     """The snapshot the agent itself would send for `director`: the central side's desired state, given to
     the agent's own code (director/host.py's kernel_table: admin state x health -> kernel dests; then
     director/report.py's Reporter.snapshot), over a fake kernel whose dests carry the counters of
@@ -76,15 +76,15 @@ def agent_snapshot(director, per_server=None, drift=(), revision=None) -> dict:
         revision=lambda: state.revision,
         health=lambda: health,
         results=lambda: results,
-        ha=lambda: None,
+        ha=lambda: ha,  # the pair's view (director/pair.py Pair.snapshot), None for a lone director
     )
     reporter.last_drift = list(drift)
     return reporter.snapshot()
 
 
-def write_snapshot(r, director, per_server=None, drift=(), revision=None, heartbeat=True):
+def write_snapshot(r, director, per_server=None, drift=(), revision=None, heartbeat=True, ha=None):
     """agent_snapshot() written where the agent's reporter writes it (director/keys.py names)."""
-    snap = agent_snapshot(director, per_server, drift, revision)
+    snap = agent_snapshot(director, per_server, drift, revision, ha)
     r.set(keys.stats_key(director.name), json.dumps(snap), ex=keys.STATS_TTL)
     if heartbeat:
         r.set(
