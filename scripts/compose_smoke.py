@@ -147,9 +147,20 @@ def main(base: str, admin_password: str, token: str, director: str) -> None:
 
     apply = wait_for("the demo's apply reported as failed", failed_apply, 120)
     step(f"the demo's apply is reported, not hidden: {apply['message']!r}")
-    got = api.json("GET", f"/directors/{d['id']}")
-    if got["in_sync"]:
-        fail("a director whose kernel has no IPVS must not show in sync")
+
+    # the same, as Prometheus scrapes it: the agent is up and its latest apply failed
+    scrape = Client(base, token)
+
+    def metrics():
+        status, _, text = scrape.request("GET", "/metrics")
+        ones = [
+            re.search(rf'^{name}\{{director="{director}"\}} 1(\.0)?$', text, re.M)
+            for name in ("umw_agent_up", "umw_director_apply_failed")
+        ]
+        return status == 200 and all(ones), (status, text[:300])
+
+    wait_for("/metrics showing the agent up and its apply failed", metrics, 60)
+    step("/metrics: umw_agent_up 1 and umw_director_apply_failed 1 for the demo director")
 
 
 if __name__ == "__main__":
