@@ -94,7 +94,7 @@ def _counters(out: Families, prefix: str, stats_: dict, **labels) -> None:
                 out.add(f"{prefix}_{suffix}", int(stats_[key]), **labels, **extra)
 
 
-# roles a paired director reports (director/failover.py; FAULT is keepalived's): one series each, 0 or 1
+# roles a paired director reports (director/vrrp.py, keepalived's states): one series each, 0 or 1
 HA_STATES = ("INIT", "BACKUP", "MASTER", "FAULT")
 
 
