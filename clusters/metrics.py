@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import math
 
+from django.db.models import OuterRef, Subquery
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-
-from django.db.models import OuterRef, Subquery
 
 from director.keys import dest_key_for, service_key_for
 
@@ -110,15 +109,15 @@ def _pairs(directors) -> dict[str, str]:
 
 def _director(out: Families, director: Director, snap: dict | None, now, pair: str | None = None) -> None:
     d = {"director": director.name}
-    # gather() annotates the latest finished job's status; without it (a bare Director) nothing failed
-    failed = getattr(director, "last_apply_status", None) == C.JobStatus.FAILED
-    out.add("umw_director_apply_failed", failed, **d)
     out.add("umw_agent_up", director.agent_status(now) == C.AgentState.UP, **d)
     if director.last_seen is not None:
         out.add("umw_agent_last_seen_timestamp_seconds", director.last_seen.timestamp(), **d)
     out.add("umw_director_in_sync", director.in_sync, **d)
     out.add("umw_director_revision", director.desired_revision, **d, kind="desired")
     out.add("umw_director_revision", director.applied_revision, **d, kind="applied")
+    # gather() annotates the latest finished job's status; without it (a bare Director) nothing failed
+    failed = getattr(director, "last_apply_status", None) == C.JobStatus.FAILED
+    out.add("umw_director_apply_failed", failed, **d)
     if snap is None:
         return
     if snap.get("time"):
