@@ -68,9 +68,11 @@ def _give_pair_secrets(director: Director) -> None:
 
 @transaction.atomic
 def push(director: Director, *, user=None, reason: str = "", server: RealServer | None = None) -> ApplyJob:
-    """Bump the desired revision and send the new desired state to the director after commit."""
-    _give_pair_secrets(director)
+    """Bump the desired revision and send the new desired state to the director after commit.
+
+    The transaction starts with the write (see `save` for why that matters on SQLite)."""
     Director.objects.filter(pk=director.pk).update(desired_revision=F("desired_revision") + 1)
+    _give_pair_secrets(director)
     director.refresh_from_db(fields=["desired_revision"])
     job = ApplyJob.objects.create(
         director=director,
@@ -106,39 +108,43 @@ def director_of(obj: Director | VirtualService | RealServer) -> Director:
 PAIR_FIELDS = frozenset({"peer", "ha_address", "ha_priority", *PAIR_SETTINGS})
 
 
-@transaction.atomic
 def save(obj: models.Model, *, user=None, changed: Iterable[str] | None = None):
     """Create or change a director, virtual service or real server: validated, recorded, pushed.
 
     `changed` names the fields the caller changed (a form's `changed_data`), for the Event and to tell whether
     a director's pair partner needs the change too; None counts every field as changed. The object is
     validated again here (`full_clean`), so no caller can store what the pages would refuse.
+
+    Validation and the other reads happen before the transaction, which starts with the write: on SQLite a
+    transaction that has read cannot wait for another writer (the ingest, every second) and fails at once
+    with "database is locked", where one that writes first waits its turn.
     """
     created = obj.pk is None
     changed = sorted(changed) if changed is not None else None
     obj.full_clean()
     pairing = isinstance(obj, Director) and (changed is None or bool(PAIR_FIELDS & set(changed)))
     old_partner = Director.objects.get(pk=obj.pk).pair_peer() if pairing and not created else None
-    obj.save()
-    if pairing:
-        _carry_pair_settings(obj)
-    verb = "created" if created else "changed"
-    what = f"{obj._meta.verbose_name} {obj}"
-    detail = "" if created or not changed else f" ({', '.join(changed)})"
     director = director_of(obj)
-    record(
-        C.EventKind.USER,
-        f"{verb} {what}{detail}",
-        user=user,
-        director=director,
-        service=obj if isinstance(obj, VirtualService) else None,
-        server=obj if isinstance(obj, RealServer) else None,
-        data={"changed": changed or []},
-    )
-    push(director, user=user, reason=f"{verb} {what}")
-    if pairing:  # the partner's desired state names us too, and so did a former partner's
-        for other in {d for d in (obj.pair_peer(), old_partner) if d is not None and d.pk != obj.pk}:
-            push(other, user=user, reason=f"failover partner {obj} changed")
+    with transaction.atomic():
+        obj.save()
+        if pairing:
+            _carry_pair_settings(obj)
+        verb = "created" if created else "changed"
+        what = f"{obj._meta.verbose_name} {obj}"
+        detail = "" if created or not changed else f" ({', '.join(changed)})"
+        record(
+            C.EventKind.USER,
+            f"{verb} {what}{detail}",
+            user=user,
+            director=director,
+            service=obj if isinstance(obj, VirtualService) else None,
+            server=obj if isinstance(obj, RealServer) else None,
+            data={"changed": changed or []},
+        )
+        push(director, user=user, reason=f"{verb} {what}")
+        if pairing:  # the partner's desired state names us too, and so did a former partner's
+            for other in {d for d in (obj.pair_peer(), old_partner) if d is not None and d.pk != obj.pk}:
+                push(other, user=user, reason=f"failover partner {obj} changed")
     return obj
 
 
