@@ -13,9 +13,10 @@ from clusters import live, services
 from clusters.desired import desired_state
 from clusters.models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
+from .snapshots import fresh_celery_pools  # noqa: F401
 from .test_forms import _vs
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_celery_pools")]
 
 REAL = {
     "address": "192.168.1.9", "port": "80", "forwarding": "masq", "weight": "1", "u_threshold": "0",
