@@ -15,7 +15,8 @@ The bound: a query reads at most `READ_MAX` connections (the kernel lists them i
 bound the answer covers an arbitrary part of the table and says so with `truncated`), and returns at most
 `SHOW_MAX` rows. Everything else a page shows - counts by state and by real server, the top talkers - comes
 from that same single pass, so the cost of a query is one read of at most READ_MAX lines whatever the
-filters (bench/conntable_bench.py measures it at 100,000 connections; figure in the README).
+filters (bench/conntable_bench.py measures it at 100,000 connections; figure in the README), and one read
+serves every query of the next MAX_AGE second (several pages open on one director cost one read).
 
 Ordering: established connections first, then by time to expiry, longest first (the kernel resets the
 timer on every packet, so the connections that were active most recently come first); ties by client.
@@ -26,6 +27,8 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import re
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -37,6 +40,7 @@ READ_MAX = 200_000  # connections read per query (see module docstring)
 SHOW_MAX = 5_000  # rows one answer carries at most; the page asks for more with "show more"
 DEFAULT_LIMIT = 100
 TALKERS = 5  # client addresses per service / per real server in the top talkers
+MAX_AGE = 1.0  # seconds one read of the table serves further queries (several open pages share it)
 ESTABLISHED = "ESTABLISHED"
 _STATE = re.compile(r"^[A-Z0-9_]{1,20}$")
 
@@ -304,6 +308,25 @@ def read_conns(netns: str | None = None, path: str = PROC_PATH, bound: int = REA
     return conns, truncated
 
 
+# (netns, path) -> (monotonic time of the read, conns, truncated)
+_recent: dict[tuple, tuple[float, list[Conn], bool]] = {}
+_recent_lock = threading.Lock()
+
+
+def recent_conns(netns: str | None = None, path: str = PROC_PATH, max_age: float = MAX_AGE):
+    """read_conns(), reused for `max_age` seconds: every open connections page asks every 2 s, and one read
+    per second serves them all (a page is at most MAX_AGE older than the kernel)."""
+    key = (netns, path)
+    with _recent_lock:
+        hit = _recent.get(key)
+        if hit is not None and time.monotonic() - hit[0] < max_age:
+            return hit[1], hit[2]
+        conns, truncated = read_conns(netns, path)
+        _recent.clear()  # one table per agent: no growth
+        _recent[key] = (time.monotonic(), conns, truncated)
+        return conns, truncated
+
+
 def query(
     service: str | None = None,
     client: str = "",
@@ -313,6 +336,7 @@ def query(
     limit: int = DEFAULT_LIMIT,
     netns: str | None = None,
     path: str = PROC_PATH,
+    max_age: float = MAX_AGE,
 ) -> dict:
     """The live connection table, filtered and summarized (see summarize()); bad filters answer
     {"error": "..."} naming the field instead of a table."""
@@ -320,7 +344,7 @@ def query(
         filters = Filters.parse(service, client, real, state, port)
     except ValueError as exc:
         return {"error": str(exc)}
-    conns, truncated = read_conns(netns, path)
+    conns, truncated = recent_conns(netns, path, max_age)
     answer = summarize(conns, filters, limit, truncated=truncated)
     answer["bound"] = READ_MAX
     return answer

@@ -146,4 +146,4 @@ def test_sysctl_and_conntable_follow_a_network_namespace():
     assert seen_by_ip_netns() is before
     from director import conntable
 
-    assert conntable.query(netns="client")["total"] == 0
+    assert conntable.query(netns="client", max_age=0)["total"] == 0

@@ -111,7 +111,7 @@ def test_connection_counts_and_the_connection_table_show_a_held_connection(wire,
         name = client.ask("hi").split()[0]
         dests = {d.address: d for d in wire.dump()[0].dests}
         assert dests[RS[name]].stats.active >= 1  # (+ what earlier tests' closing connections still hold)
-        table = conntable.query(service=f"tcp|{VIP}|5500", state="established")
+        table = conntable.query(service=f"tcp|{VIP}|5500", state="established", max_age=0)
         assert table["matched"] == 1, table
         row = table["rows"][0]
         local_port = client.sock.getsockname()[1]
@@ -123,10 +123,11 @@ def test_connection_counts_and_the_connection_table_show_a_held_connection(wire,
         assert table["states"] == {"ESTABLISHED": 1}
         assert table["reals"] == {f"{sid}|{RS[name]}|5500": 1}
         assert table["talkers"]["services"] == {sid: [["172.16.10.100", 1]]}
-        assert conntable.query(client="172.16.10.0/24", port=5500, state="established")["matched"] == 1
-        assert conntable.query(client="10.0.0.0/8")["matched"] == 0
-        assert conntable.query(real=RS[name])["matched"] >= 1
-        assert conntable.query(service=f"tcp|{VIP}|80", state="ESTABLISHED")["matched"] == 0
+        held = conntable.query(client="172.16.10.0/24", port=5500, state="established", max_age=0)
+        assert held["matched"] == 1
+        assert conntable.query(client="10.0.0.0/8", max_age=0)["matched"] == 0
+        assert conntable.query(real=RS[name], max_age=0)["matched"] >= 1
+        assert conntable.query(service=f"tcp|{VIP}|80", state="ESTABLISHED", max_age=0)["matched"] == 0
     finally:
         client.close()
 
@@ -226,6 +227,6 @@ def test_round_robin_through_nat_over_ipv6(wire, ipv6_topology):
     answers = [http_get(CLIENT_NS, vip6) for _ in range(4)]
     assert set(answers) == {"rs1", "rs2"}
     assert all(a != b for a, b in zip(answers, answers[1:], strict=False)), answers
-    rows = conntable.query(service=f"tcp|{vip6}|80")["rows"]
+    rows = conntable.query(service=f"tcp|{vip6}|80", max_age=0)["rows"]
     assert rows and all(r["client"].startswith("[2001:db8:10::100]:") for r in rows)
     assert {r["real"] for r in rows} == {"[2001:db8:1::4]:80", "[2001:db8:1::5]:80"}

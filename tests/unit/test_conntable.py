@@ -233,3 +233,12 @@ def test_it_agrees_with_a_naive_reading(lines, client, state, port, limit):
                 address = r["client"].rsplit(":", 1)[0]
                 everyone[address] = everyone.get(address, 0) + 1
         assert counts[0] == max(everyone.values())
+
+
+def test_one_read_serves_the_queries_of_the_next_second(tmp_path):
+    path = tmp_path / "ip_vs_conn"
+    path.write_text(SAMPLE)
+    assert query(path=str(path), max_age=60)["total"] == 8
+    path.write_text(SAMPLE.splitlines()[0] + "\n")  # the kernel table emptied meanwhile
+    assert query(path=str(path), max_age=60, state="ESTABLISHED")["total"] == 8  # the same read, new filter
+    assert query(path=str(path), max_age=0)["total"] == 0  # older than max_age: read again
