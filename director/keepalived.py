@@ -196,7 +196,8 @@ class Keepalived:
         if not argv or not argv[0].endswith(b"keepalived") or self.paths.conf.encode() not in argv:
             return None
         self._pid, self._proc, self._started_at = pid, None, time.monotonic()
-        self._log_pos = _size(self.paths.log)
+        # what keepalived logged while no agent read it: the FIFO kept those transitions, this their reasons
+        self._log_pos = max(0, _size(self.paths.log) - (1 << 16))
         log.info("adopted keepalived %s", pid)
         return pid
 

@@ -168,11 +168,11 @@ class Pair:
         """Watch-thread callback: keepalived died. A killed keepalived leaves its addresses behind; the peer
         takes them over, so they go now (not when keepalived is back), or both directors would answer."""
         dropped: list[str] = []
+        leftovers = {self._wan: list(self._vips)} if self._wan else {}
+        if self.config is not None:
+            leftovers.setdefault("lo", []).append(self.config.marker)
         try:
-            if self._wan:
-                dropped += vip.drop(self._wan, list(self._vips), netns=self.netns)
-            if self.config is not None:
-                dropped += vip.drop("lo", [self.config.marker], netns=self.netns)
+            dropped = vip.drop(leftovers, netns=self.netns)
         except Exception as exc:  # reported; keepalived's restart removes them too (BACKUP at start)
             text += f"; leftover VIPs not removed: {exc}"
         with self.lock:

@@ -14,6 +14,7 @@ detection).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 
 UMW_ADDR_PROTO = 0x55
@@ -108,12 +109,26 @@ def list_vips(ifname: str, netns: str | None = None) -> list[str]:
         return [f"{e['address']}/{e['prefixlen']}" for e in _current(ipr, links[0]) if is_ours(e, ifname)]
 
 
-def interface_of(address: str, netns: str | None = None) -> str | None:
-    """The interface holding `address` (a pair's own address: keepalived sends its adverts there), or None."""
+@contextlib.contextmanager
+def _session(netns: str | None):
+    """A netlink session in `netns`, its socket opened from this thread inside the namespace: pyroute2's own
+    netns= helper process costs seconds in a loaded UML guest, and these calls sit on a takeover's path."""
     from pyroute2 import IPRoute
 
+    from .sysctl import in_netns
+
+    with in_netns(netns):
+        ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def interface_of(address: str, netns: str | None = None) -> str | None:
+    """The interface holding `address` (a pair's own address: keepalived sends its adverts there), or None."""
     wanted = str(ipaddress.ip_address(address))
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+    with _session(netns) as ipr:
         for msg in ipr.get_addr():
             found = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
             if found and str(ipaddress.ip_address(found)) == wanted:
@@ -123,27 +138,22 @@ def interface_of(address: str, netns: str | None = None) -> str | None:
 
 def present(ifname: str, address: str, netns: str | None = None) -> bool:
     """Is `address` ("addr" or "addr/prefix") on `ifname`, whoever added it?"""
-    from pyroute2 import IPRoute
-
     wanted = str(parse_vip(address).ip)
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+    with _session(netns) as ipr:
         links = ipr.link_lookup(ifname=ifname)
         return bool(links) and any(e["address"] == wanted for e in _current(ipr, links[0]))
 
 
-def drop(ifname: str, addresses: list[str], netns: str | None = None) -> list[str]:
-    """Remove these addresses from `ifname` whoever added them (the VIPs a killed keepalived left behind);
-    returns the ones that were there."""
-    from pyroute2 import IPRoute
-
-    wanted = {str(parse_vip(a).ip) for a in addresses}
+def drop(addresses: dict[str, list[str]], netns: str | None = None) -> list[str]:
+    """Remove {ifname: [addresses]} whoever added them (what a killed keepalived left behind), in one netlink
+    session; returns the ones that were there."""
     removed = []
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
-        links = ipr.link_lookup(ifname=ifname)
-        if not links:
-            return []
-        for entry in _current(ipr, links[0]):
-            if entry["address"] in wanted:
-                ipr.addr("del", index=links[0], address=entry["address"], prefixlen=entry["prefixlen"])
-                removed.append(f"{entry['address']}/{entry['prefixlen']}")
+    with _session(netns) as ipr:
+        for ifname, texts in addresses.items():
+            wanted = {str(parse_vip(a).ip) for a in texts}
+            links = ipr.link_lookup(ifname=ifname)
+            for entry in _current(ipr, links[0]) if links else ():
+                if entry["address"] in wanted:
+                    ipr.addr("del", index=links[0], address=entry["address"], prefixlen=entry["prefixlen"])
+                    removed.append(f"{entry['address']}/{entry['prefixlen']}")
     return removed

@@ -30,7 +30,8 @@ What goes into the config, and why:
   first frames met a busy neighbour.
 * `track_script` on the agent's liveness (optional, on by default): the agent touches a file every second;
   when it is more than `ALIVE_STALE` seconds old three checks running, this director goes FAULT and the
-  peer serves - a frozen agent no longer acts on health checks.
+  peer serves - a frozen or dead agent no longer acts on health checks. An agent restart (a few seconds)
+  stays well inside it: keepalived outlives its agent, and the new agent adopts it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ INSTANCE = "umw"  # the vrrp_instance name; one per director
 DEFAULT_PRIORITY = 100
 DEFAULT_INTERVAL = 1.0
 DEFAULT_VRID = 51
-ALIVE_STALE = 10  # seconds without the agent touching its liveness file before a check fails
+ALIVE_STALE = (
+    30  # seconds without the agent touching its liveness file (an agent restart takes a few) -> fails
+)
 SECRET_CHARS = re.compile(r"^[A-Za-z0-9_.~+=/-]+$")  # no whitespace, quotes or comment characters
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_.,+=@/-]+$")
 IFNAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,15}$")
@@ -267,9 +270,10 @@ _PREFIX = re.compile(r"^(?:\w{3} \w{3} +\d+ [\d:]+ \d{4}: )?(?:Keepalived(?:_vrr
 
 
 def reason(lines: list[str], state: str) -> str:
-    """Why keepalived entered `state`: the last line keepalived logged about our instance before its
-    "Entering <state> STATE" line (e.g. "Receive advertisement timeout", "Backup received priority 0
-    advertisement", "Master received advert from 100.64.0.2 with higher priority 150, ours 100")."""
+    """Why keepalived entered `state`: the last (at most two) lines keepalived logged about our instance
+    since its previous transition, up to its "Entering <state> STATE" line - e.g. "Receive advertisement
+    timeout" (the peer went silent), "Backup received priority 0 advertisement; Receive advertisement timeout"
+    (the peer resigned), "Master received advert from 100.64.0.2 with higher priority 150, ours 100"."""
     tag = f"({INSTANCE}) "
     entering = None
     for i in range(len(lines) - 1, -1, -1):
@@ -280,10 +284,15 @@ def reason(lines: list[str], state: str) -> str:
         return ""
     if "(init)" in lines[entering]:
         return "keepalived started"
-    for line in reversed(lines[max(0, entering - 20) : entering]):
+    found: list[str] = []
+    for line in reversed(lines[max(0, entering - 50) : entering]):
         text = _PREFIX.sub("", line.strip())
+        if f"{tag}Entering " in text:
+            break  # the previous transition: what came before it explains that one
         if not text or any(word in text for word in _NOISE):
             continue
-        if text.startswith(tag) or "Script" in text or "Netlink" in text or "interface" in text:
-            return text.removeprefix(tag)
-    return ""
+        if text.startswith((tag, "VRRP_Script(", "Script `", "Netlink reports")):
+            text = text.removeprefix(tag)
+            if text not in found:
+                found.insert(0, text)
+    return "; ".join(found[-2:])

@@ -28,7 +28,10 @@ def test_it_has_a_model_field_and_a_plan_field_for_every_check_setting(spec_fiel
 
 
 def test_it_renames_only_what_the_map_names():
-    assert set(checkfields.MODEL_FIELDS) - set(checkfields.SPEC_FIELDS) == {"check_service", "external_program"}
+    assert set(checkfields.MODEL_FIELDS) - set(checkfields.SPEC_FIELDS) == {
+        "check_service",
+        "external_program",
+    }
 
 
 # Every check setting away from its default, under the model's names and under the agent's.

@@ -12,6 +12,8 @@ import time
 import pytest
 
 from director import keepalived, vrrp
+from director.desired import DesiredState
+from director.pair import Pair
 
 from .conftest import sh, wait_for
 
@@ -66,7 +68,8 @@ class Side:
 
 
 @pytest.fixture
-def pair():
+def link():
+    """Two namespaces ka / kb joined by a veth (ka0 10.9.0.1 -- kb0 10.9.0.2); yields a scratch directory."""
     base = "/run/umw-keepalived-test"
     sh("rm", "-rf", base)
     os.makedirs(base)
@@ -77,12 +80,17 @@ def pair():
         sh("ip", "-n", f"k{name}", "addr", "add", f"{local}/24", "dev", f"k{name}0")
         sh("ip", "-n", f"k{name}", "link", "set", f"k{name}0", "up")
         sh("ip", "-n", f"k{name}", "link", "set", "lo", "up")
-    sides = {name: Side(name, base) for name in SIDES}
+    yield base
+    sh("ip", "netns", "del", "ka", check=False)
+    sh("ip", "netns", "del", "kb", check=False)
+
+
+@pytest.fixture
+def pair(link):
+    sides = {name: Side(name, link) for name in SIDES}
     yield sides
     for side in sides.values():
         side.ka.stop(timeout=5)
-    sh("ip", "netns", "del", "ka", check=False)
-    sh("ip", "netns", "del", "kb", check=False)
 
 
 def start(pair) -> None:
@@ -120,8 +128,8 @@ def test_it_takes_over_after_a_kill_and_restarts_the_killed_keepalived(pair):
     os.killpg(pid, signal.SIGKILL)  # parent and VRRP child: a crash, no goodbye advert
     assert wait_for(lambda: b.holds_vip(), bound + 2, 0.02)
     took = time.monotonic() - killed
-    print(f"\nkeepalived SIGKILLed: the peer holds the VIP after {took:.2f} s (bound {bound:.2f} s + skew)")
-    assert took <= bound + 0.5
+    print(f"\nkeepalived SIGKILLed: the peer holds the VIP after {took:.2f} s (bound {bound:.2f} s)")
+    assert b.notices[-1][1:] == ("MASTER", "Receive advertisement timeout")  # the bound itself: e2e tier
     assert wait_for(lambda: a.exits, 2, 0.05)
     assert "killed by signal 9" in a.exits[0] and "restarting in 0.5 s" in a.exits[0]
     # restarted, and with the higher priority (preempt) it takes the VIP back
@@ -148,7 +156,7 @@ def test_it_hands_over_at_once_on_a_clean_stop(pair):
     assert wait_for(lambda: b.holds_vip(), 3, 0.02)
     took = time.monotonic() - t0
     print(f"\nclean stop: the peer holds the VIP {took:.2f} s after SIGTERM")
-    assert took < b.config().master_down  # the priority-0 advert, not the timeout
+    assert b.notices[-1][1] == "MASTER" and "priority 0" in b.notices[-1][2]  # the resign, not the timeout
     assert not a.holds_vip() and "127.255.0.51" not in sh("ip", "-n", "ka", "addr", "show", "dev", "lo")
     assert a.state() == "STOP"
 
@@ -164,3 +172,100 @@ def test_it_adopts_the_keepalived_a_previous_agent_left_running(pair):
     assert a.ka.configure(a.text(priority=140)) == "reloaded"
     time.sleep(2)
     assert a.holds_vip() and a.ka.pid == pid  # same process, still MASTER
+
+
+# -- the agent's pair part (director/pair.py) on the same two namespaces -----------------------------------
+class Agentish:
+    """What pair.Pair sees of the agent: its lock, and recorders for its callbacks."""
+
+    def __init__(self, name: str, base: str, priority: int = 0):
+        local, peer, prio = SIDES[name]
+        self.ns, self.dev = f"k{name}", f"k{name}0"
+        self.lock = threading.RLock()
+        self.events: list[tuple[str, dict]] = []
+        self.programmed = 0
+        failover = {"local_address": local, "peer_address": peer, "priority": priority or prio}
+        failover["secret"] = "kernel-test-secret"
+        self.state = DesiredState(
+            director=f"lab{name}", wan_interface=self.dev, vips=(f"{VIP}/24",), failover=failover
+        )
+        self.directory = os.path.join(base, f"pair-{name}")
+        self.pair = self.new_pair()
+
+    def new_pair(self) -> Pair:
+        return Pair(
+            self.state.director,
+            self.ns,
+            self.lock,
+            directory=self.directory,
+            program=self.program,
+            emit=lambda kind, message, **kw: self.events.append((message, kw.get("data") or {})),
+            flush=lambda: None,
+            daemons=dict,
+        )
+
+    def program(self) -> dict:
+        self.programmed += 1
+        return {"ops": 0, "errors": []}
+
+    def holds_vip(self) -> bool:
+        return f"{VIP}/24" in sh("ip", "-n", self.ns, "-4", "-o", "addr", "show", "dev", self.dev)
+
+
+@pytest.fixture
+def agents(link):
+    sides = {name: Agentish(name, link) for name in SIDES}
+    yield sides
+    for side in sides.values():
+        side.pair.stop()
+
+
+def test_it_drops_what_a_killed_keepalived_left_before_the_peer_takes_over(agents):
+    a, b = agents["a"], agents["b"]
+    for side in (a, b):
+        side.pair.update(side.state)
+    assert wait_for(lambda: a.pair.role == "MASTER" and a.holds_vip(), 10, 0.05)
+    assert a.pair.snapshot()["reason"].endswith("Receive advertisement timeout")
+    killed = time.monotonic()
+    os.killpg(a.pair.ka.pid, signal.SIGKILL)
+    assert wait_for(lambda: not a.holds_vip(), 5, 0.02)
+    dropped = time.monotonic() - killed
+    # opening a netlink session into another namespace costs pyroute2 0.5-3 s in UML; an agent in its own
+    # namespace (the e2e tier) drops them before the peer takes over, and that test checks it
+    print(f"\nkeepalived SIGKILLed: its VIP dropped by the pair part {dropped:.2f} s later")
+    fault = [data for message, data in a.events if data.get("ha") == "FAULT"]
+    assert (
+        fault
+        and "killed by signal 9" in fault[0]["reason"]
+        and fault[0]["dropped"] == [f"{VIP}/24", "127.255.0.51/32"]
+    )
+    assert wait_for(lambda: a.pair.role == "MASTER" and a.holds_vip() and not b.holds_vip(), 15, 0.1)
+    assert a.pair.snapshot()["keepalived"]["restarts"] == 1
+
+
+def test_it_learns_the_role_of_a_keepalived_it_adopts(agents):
+    a, b = agents["a"], agents["b"]
+    for side in (a, b):
+        side.pair.update(side.state)
+    assert wait_for(lambda: a.pair.role == "MASTER" and b.pair.role == "BACKUP", 10, 0.05)
+    pid = a.pair.ka.pid
+    a.pair.ka.detach()  # the agent crashed; keepalived did not
+    a.pair = a.new_pair()
+    a.pair.update(a.state)
+    snap = a.pair.snapshot()
+    assert (snap["state"], snap["reason"]) == ("MASTER", "keepalived adopted after an agent restart")
+    assert snap["keepalived"]["pid"] == pid and a.holds_vip()
+
+
+def test_it_gives_the_vips_back_to_the_host_when_the_pair_is_left(agents):
+    a, b = agents["a"], agents["b"]
+    for side in (a, b):
+        side.pair.update(side.state)
+    assert wait_for(lambda: a.pair.role == "MASTER", 10, 0.05)
+    lone = DesiredState(director="laba", wan_interface=a.dev, vips=a.state.vips)
+    assert a.pair.active_vips(a.state) == () and a.pair.active_vips(lone) == a.state.vips
+    a.pair.update(lone)
+    assert a.pair.snapshot() is None and a.pair.role == "INIT" and a.programmed == 1
+    assert not a.holds_vip()  # keepalived took its VIP away; the host (program) puts a lone director's up
+    assert wait_for(lambda: b.holds_vip(), 3, 0.02)  # the priority-0 advert: no timeout wait
+    assert ("failover: left the pair, VIPs released", {"ha": "resigned"}) in a.events

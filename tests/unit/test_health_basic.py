@@ -40,7 +40,9 @@ def test_it_reports_connect_refused_and_timeout(health_servers, health_blackhole
         CheckSpec(checktype="connect", checktimeout=0.2),
         Target("127.0.0.1", health_blackhole, health_blackhole),
     )
-    assert result.reason == "connect timeout 0.2s" and 0.15 < result.latency < 3.0  # margin: a loaded 2-CPU CI box
+    assert (
+        result.reason == "connect timeout 0.2s" and 0.15 < result.latency < 3.0
+    )  # margin: a loaded 2-CPU CI box
 
 
 def test_it_pings_loopback_over_ipv4_and_ipv6():

@@ -220,11 +220,22 @@ Keepalived_vrrp[903]: (umw) Entering FAULT STATE
 
 
 def test_it_takes_the_reason_of_a_transition_from_keepalived_s_own_log():
-    assert vrrp.reason(LOG, "MASTER") == "Receive advertisement timeout"
+    assert (
+        vrrp.reason(LOG, "MASTER")
+        == "Backup received priority 0 advertisement; Receive advertisement timeout"
+    )
+    silent = [
+        "(umw) Entering BACKUP STATE",
+        "(umw) Receive advertisement timeout",
+        "(umw) Entering MASTER STATE",
+    ]
+    assert vrrp.reason(silent, "MASTER") == "Receive advertisement timeout"  # nothing from before BACKUP
     assert (
         vrrp.reason(LOG, "BACKUP")
         == "Master received advert from 10.9.0.1 with higher priority 150, ours 100"
     )
-    assert vrrp.reason(LOG, "FAULT") == "VRRP_Script(umw_agent) failed (exited with status 1)"
+    assert vrrp.reason(LOG, "FAULT") == (
+        "Script `umw_agent` now returning 1; VRRP_Script(umw_agent) failed (exited with status 1)"
+    )
     assert vrrp.reason(LOG[:1], "BACKUP") == "keepalived started"
     assert vrrp.reason(LOG, "STOP") == ""
