@@ -32,13 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         parser.exit(2, f"python -m director: error: {exc}\n")
 
-    os.environ["UMW_DIRECTOR"] = cfg.name
-    os.environ["UMW_REDIS_URL"] = cfg.redis_url
-    os.environ["UMW_STATE_DIR"] = cfg.state_dir
-    if cfg.external_check_dir:
-        os.environ["UMW_EXTERNAL_CHECK_DIR"] = cfg.external_check_dir
-    else:
-        os.environ.pop("UMW_EXTERNAL_CHECK_DIR", None)
+    export(cfg, os.environ)
     logging.basicConfig(level=cfg.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("director").info(
         "director %s: redis %s, state in %s", cfg.name, cfg.redacted_url(), cfg.state_dir
@@ -66,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     return 0
+
+
+def export(cfg: config.AgentConfig, environ) -> None:
+    """The settings as the agent and its checkers read them (Agent.from_env, health/external.py)."""
+    environ["UMW_DIRECTOR"] = cfg.name
+    environ["UMW_REDIS_URL"] = cfg.redis_url
+    environ["UMW_STATE_DIR"] = cfg.state_dir
+    if cfg.external_check_dir:
+        environ["UMW_EXTERNAL_CHECK_DIR"] = cfg.external_check_dir
+    else:  # an inherited value must not outlive a config without the key
+        environ.pop("UMW_EXTERNAL_CHECK_DIR", None)
 
 
 def settings(args: argparse.Namespace) -> config.AgentConfig:

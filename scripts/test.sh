@@ -2,6 +2,8 @@
 # The test command (README; `make test` and .ci/run call it): installs what is missing (bootstrap --test), then
 # every test tier, in order of cost: lint (ruff, import contracts), unit, django (SQLite, and PostgreSQL when
 # DATABASE_URL is set or a local server answers), kernel (inside a UML guest), end-to-end (browser against the full stack).
+# Not here: scripts/test-compose.sh (docker-compose.yml on a real Docker engine; needs dockerd and image builds
+# with registry access, 2-10 minutes), run it separately after changing the Dockerfile, compose file or agent start-up.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1

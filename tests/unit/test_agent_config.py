@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from director import config
-from director.__main__ import main
+from director.__main__ import export, main
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "agent.toml"
@@ -125,6 +125,22 @@ def test_it_exits_with_the_error_before_starting_anything(tmp_path, capsys):
         f"python -m director: error: {path}: redis.url: 'redis://x:0x/0' is not a URL: "
         "Port could not be cast to integer value as '0x'\n"
     )
+
+
+def test_it_hands_the_file_and_the_flags_to_the_agent_through_its_environment(tmp_path):
+    path = write(
+        tmp_path, 'name = "d1"\nexternal_check_dir = "/etc/umw/checks"\n[redis]\nurl = "redis://r:6379/1"\n'
+    )
+    environ = {"UMW_EXTERNAL_CHECK_DIR": "/stale"}
+    export(config.resolve(config.load(path), state_dir="/srv/state"), environ)
+    assert environ == {
+        "UMW_DIRECTOR": "d1",
+        "UMW_REDIS_URL": "redis://r:6379/1",
+        "UMW_STATE_DIR": "/srv/state",
+        "UMW_EXTERNAL_CHECK_DIR": "/etc/umw/checks",
+    }
+    export(config.resolve({}, name="d2"), environ)
+    assert "UMW_EXTERNAL_CHECK_DIR" not in environ and environ["UMW_DIRECTOR"] == "d2"
 
 
 def test_it_documents_the_config_flag_in_help():
