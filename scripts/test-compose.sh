@@ -16,7 +16,7 @@
 # NET_ADMIN touches nothing of this machine; the script talks to the web container on its bridge address.
 #
 # Usage (as root): bash scripts/test-compose.sh      UMW_COMPOSE_KEEP=1 leaves the stack running.
-# Cost: ~6 min the first time (debootstrap + image builds), ~2 min when the images exist (figures in README).
+# Cost (2 shared cores): ~10 min from nothing (debootstrap ~4), ~6 min rebuilding the app image, ~2 min with images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
