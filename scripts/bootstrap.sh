@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 PKGS="python3 python3-venv python3-dev gcc redis-server redis-tools user-mode-linux uml-utilities ipvsadm nftables keepalived iproute2 procps kmod iptables bc curl"
 # only for `make test`: the browser for Playwright, ldirectord (plus libnet-inet6glue-perl, which its HTTP
 # checks of IPv6 real servers load) as the reference the importer and tests/kernel/test_daemon_oracle.py compare
-# with, and prometheus for promtool (the alert rules in deploy/prometheus are checked and unit-tested with it)
-[ "${1:-}" = --test ] && PKGS="$PKGS chromium ldirectord libnet-inet6glue-perl prometheus"
+# with, prometheus for promtool (the alert rules in deploy/prometheus are checked and unit-tested with it) and
+# systemd for systemd-analyze (verify and security of deploy/ultramonkey-agent.service; nothing is started)
+[ "${1:-}" = --test ] && PKGS="$PKGS chromium ldirectord libnet-inet6glue-perl prometheus systemd"
 missing=""
 for p in $PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,40 @@ def test_it_reads_the_shipped_config_and_refuses_a_bad_one_in_the_lean_install(l
     proc = run(lean_venv, "-m", "director", "run", "--config", str(bad), cwd=tmp_path)
     assert proc.returncode == 2
     assert f"{bad}: redis.url: 'http://central.example:6379/0': scheme must be one of" in proc.stderr
+
+
+@pytest.fixture
+def unit_root(tmp_path):
+    """A root directory for `systemd-analyze --root`: the distribution's units, ours, and executables at the
+    paths the unit names (verify checks those exist and are executable; what they run is tested above)."""
+    root = tmp_path / "root"
+    shutil.copytree("/lib/systemd/system", root / "lib" / "systemd" / "system", symlinks=True)
+    (root / "etc" / "systemd" / "system").mkdir(parents=True)
+    shutil.copy(ROOT / "deploy" / "ultramonkey-agent.service", root / "etc" / "systemd" / "system")
+    for path in ("opt/ultramonkey/bin/python", "sbin/modprobe"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("#!/bin/sh\n")
+        (root / path).chmod(0o755)
+    return root
+
+
+def analyze(*args):
+    tool = shutil.which("systemd-analyze")
+    assert tool, "systemd-analyze is missing: run scripts/bootstrap.sh --test (Debian package systemd)"
+    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_it_ships_a_unit_systemd_accepts_with_every_directive_known(unit_root):
+    proc = analyze("verify", f"--root={unit_root}", "ultramonkey-agent.service")
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == "", proc.stdout + proc.stderr
+
+
+def test_it_ships_a_unit_systemd_rates_as_well_confined(unit_root):
+    proc = analyze("security", "--offline=true", f"--root={unit_root}", "ultramonkey-agent.service")
+    level = re.search(r"Overall exposure level for ultramonkey-agent.service: ([0-9.]+)", proc.stdout)
+    assert level and float(level.group(1)) <= 5.0, proc.stdout[
+        -2000:
+    ]  # "OK"; a root service with no limits is 9.6
 
 
 def test_it_ships_a_hardened_unit_that_reads_the_config_file():
