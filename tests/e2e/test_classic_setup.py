@@ -179,6 +179,7 @@ def test_it_keeps_acting_while_redis_is_down_and_catches_up(stack, page):
     finally:
         up = stack.lab("redis-start")
         assert up.returncode == 0, up.stderr
+
     # the dashboard catches up: both flips of rs2 arrive on the open logs page, in order (newest first)
     def flips():
         texts = logs.locator("#log-rows tr[data-id]").all_inner_texts()

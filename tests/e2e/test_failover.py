@@ -389,26 +389,38 @@ def test_it_keeps_an_established_connection_through_a_clean_handover_and_back(la
         watch = lab.ctl.send_task("lab.wait_addr", args=[f"{VIP}/24", True, "eth0", 10], queue="lab.lab2")
         time.sleep(0.5)
         stopped = lab.call("lab1", "lab.agent_stop", "TERM")  # returns once the agent has exited
-        # the agent stopped its keepalived first, which resigned (priority 0): no 3 x advert wait
-        appeared = watch.get(timeout=30)
-        assert appeared is not None and not lab.holds_vip("lab1")
-        handover = appeared - stopped["time"]
-        print(
-            f"\nclean stop of lab1's agent: lab2 holds the VIP {handover:.2f} s after SIGTERM "
-            f"(the agent exited after {stopped['exited'] - stopped['time']:.2f} s)"
-        )
-        assert handover < BOUND
-        # the resign, not the timeout: lab2's keepalived says why it took over
-        reason = wait_until(lambda: (lab.ha("lab2") or {}).get("reason"), 10, 0.3, what="lab2's reason")
-        assert "Backup received priority 0 advertisement" in reason, reason
-        wait_until(lambda: lab.neighbour().startswith(MAC["lab2"]), 3, 0.05, what="neighbour moved to lab2")
-        assert _http_once(s, keep=True) == "drs"  # same TCP connection, now through lab2
-        assert any(client in line for line in lab.call("lab2", "lab.ipvsadm", ["-Lnc"])[1].splitlines())
-        back = lab.call("lab1", "lab.agent_start", timeout=120)
+        try:
+            _handed_over(lab, s, client, watch, stopped)
+        finally:  # lab1's agent back whatever happened: the rest of the story needs it
+            back = lab.call("lab1", "lab.agent_start", timeout=120)
         wait_until(lambda: lab.holds_vip("lab1") and not lab.holds_vip("lab2"), 20, 0.2, what="lab1 back")
         wait_until(lambda: lab.neighbour().startswith(MAC["lab1"]), 5, 0.05, what="neighbour back to lab1")
         assert _http_once(s, keep=True) == "drs"  # and through lab1 again
         print(f"lab1's agent back after {back['seconds']} s, preempted; the connection answered throughout")
+
+
+def _handed_over(lab, s, client: str, watch, stopped: dict) -> None:
+    """lab1's agent stopped cleanly: lab2 holds the VIP at once, for the resign's reason, and the held
+    connection `s` (from `client`) answers through it."""
+    from labtasks import _http_once
+
+    # the agent stopped its keepalived first, which resigned (priority 0): no 3 x advert wait
+    appeared = watch.get(timeout=30)
+    assert appeared is not None and not lab.holds_vip("lab1")
+    handover = appeared - stopped["time"]
+    print(
+        f"\nclean stop of lab1's agent: lab2 holds the VIP {handover:.2f} s after SIGTERM "
+        f"(the agent exited after {stopped['exited'] - stopped['time']:.2f} s)"
+    )
+    assert handover < BOUND
+    # the resign, not the timeout: lab2's keepalived says why it took over (its next snapshot)
+    ha2 = wait_until(
+        lambda: (h := lab.ha("lab2") or {}).get("state") == "MASTER" and h, 10, 0.3, what="lab2's report"
+    )
+    assert "Backup received priority 0 advertisement" in ha2["reason"], ha2
+    wait_until(lambda: lab.neighbour().startswith(MAC["lab2"]), 3, 0.05, what="neighbour moved to lab2")
+    assert _http_once(s, keep=True) == "drs"  # same TCP connection, now through lab2
+    assert any(client in line for line in lab.call("lab2", "lab.ipvsadm", ["-Lnc"])[1].splitlines())
 
 
 def test_it_fails_over_with_the_central_side_stopped(lab):
