@@ -406,7 +406,7 @@ class VirtualService(models.Model):
         if self.netmask:
             try:
                 if self.family == 6:
-                    if not (self.netmask.isdigit() and 1 <= int(self.netmask) <= 128):
+                    if not (self.netmask.isascii() and self.netmask.isdigit() and 1 <= int(self.netmask) <= 128):
                         raise ValueError("an IPv6 persistence netmask is a prefix length 1-128")
                 else:
                     ipaddress.IPv4Network(f"0.0.0.0/{self.netmask}")
@@ -501,7 +501,10 @@ class RealServer(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        service = self.service if self.service_id else None
+        try:  # the service may be unsaved yet (a bulk import validates before inserting)
+            service = self.service
+        except RealServer.service.RelatedObjectDoesNotExist:
+            service = None
         if service is not None:
             fwmark = service.protocol == C.Protocol.FWMARK
             if not fwmark and not 1 <= (self.port or 0) <= 65535:

@@ -29,7 +29,7 @@ def validate_weight(value: int) -> None:
 def validate_status_codes(value: str) -> None:
     """keepalived's status_code list, written as "200,204,301"."""
     for part in filter(None, (p.strip() for p in value.split(","))):
-        if not part.isdigit() or not 100 <= int(part) <= 599:
+        if not (part.isascii() and part.isdigit()) or not 100 <= int(part) <= 599:
             raise ValidationError("%(part)s is not an HTTP status code (100-599).", params={"part": part})
 
 

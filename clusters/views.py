@@ -199,7 +199,7 @@ def logs(request):
     form = LogFilterForm(request.GET or None)
     events = form.filter(LogFilterForm.events())
     after = request.GET.get("after", "")
-    if request.htmx and after.isdigit():
+    if request.htmx and after.isascii() and after.isdigit() and len(after) <= 18:  # a 64-bit id at most
         rows = list(events.filter(id__gt=int(after))[:LOG_POLL_MAX])
         template = "clusters/logs.html#newer"
         last_id = rows[0].id if rows else int(after)

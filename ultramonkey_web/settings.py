@@ -142,6 +142,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A pasted configuration may be up to 4 MiB (clusters.importers.plan.MAX_FILE_BYTES) plus the other fields;
+# a larger form body is refused with 400 before it is read. Uploaded files are counted separately.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 << 20
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"

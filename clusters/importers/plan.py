@@ -35,7 +35,7 @@ CHECK_SERVICES = (
 )  # fmt: skip
 
 # Bounds that keep a hostile or broken upload from eating the server.
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 4 << 20
 MAX_FILES = 64
 MAX_INCLUDE_DEPTH = 8
 MAX_REALS_PER_RANGE = 4096
@@ -250,7 +250,7 @@ def _etc_services(path: str = "/etc/services") -> dict[str, int]:
         words = raw.split("#", 1)[0].split()
         if len(words) >= 2 and "/" in words[1]:
             port = words[1].split("/", 1)[0]
-            if port.isdigit():
+            if port.isascii() and port.isdigit():
                 for name in [words[0], *words[2:]]:
                     table.setdefault(name, int(port))
     return table
@@ -263,7 +263,7 @@ def service_port(name: str) -> int | None:
     """A port number (0-65535) or a service name from the local tables; None when unknown."""
     global _SERVICES_CACHE
     name = name.strip()
-    if name.isdigit():
+    if name.isascii() and name.isdigit():  # "²".isdigit() is true, int("²") fails
         return int(name) if int(name) < 65536 else None
     if name in KNOWN_PORTS:
         return KNOWN_PORTS[name]
