@@ -10,7 +10,6 @@ sends raise, so the caller can record the failure where the user sees it.
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import lru_cache
 
@@ -19,6 +18,8 @@ from celery import current_app
 from django.conf import settings
 
 from director import keys
+
+from . import reports
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,23 @@ def client() -> redis.Redis:
 
 
 # -- what agents report (reads) ----------------------------------------------------------------------------
-def _get_json(key: str) -> dict | None:
+# Everything read is checked by reports.py: a value without the documented shape comes back as
+# {"problem": "why"} (a snapshot keeps its good parts and names the bad ones there), never as an exception,
+# so one director's garbage shows as that director's "bad report" and breaks nothing for the others.
+PROBLEM = reports.PROBLEM
+
+
+def _get(key: str, what: str, check) -> dict | None:
     try:
         raw = client().get(key)
     except redis.RedisError:
         return None
-    return json.loads(raw) if raw else None
+    return reports.read(raw, what, check)
 
 
 def snapshot(director: str) -> dict | None:
     """The agent's last stats snapshot: {"time", "revision", "services": {svc_id: {...,"dests": {dest_id: {...}}}}}."""
-    return _get_json(keys.stats_key(director))
+    return _get(keys.stats_key(director), "snapshot", reports.snapshot)
 
 
 def dest_stats(director: str) -> dict[str, dict]:
@@ -60,7 +67,7 @@ def dest_stats(director: str) -> dict[str, dict]:
 
 def heartbeat(director: str) -> dict | None:
     """The agent's last heartbeat ({"time", "revision", ...}), None without one or without Redis."""
-    return _get_json(keys.heartbeat_key(director))
+    return _get(keys.heartbeat_key(director), "heartbeat", reports.heartbeat)
 
 
 def heartbeats(directors: list[str]) -> dict[str, dict | None] | None:
@@ -72,7 +79,9 @@ def heartbeats(directors: list[str]) -> dict[str, dict | None] | None:
         raws = client().mget([keys.heartbeat_key(d) for d in directors])
     except redis.RedisError:
         return None
-    return {d: json.loads(raw) if raw else None for d, raw in zip(directors, raws, strict=True)}
+    return {
+        d: reports.read(raw, "heartbeat", reports.heartbeat) for d, raw in zip(directors, raws, strict=True)
+    }
 
 
 def histories(director: str, dests: list[str], points: int = keys.HISTORY_POINTS) -> dict[str, list[dict]]:
@@ -87,7 +96,11 @@ def histories(director: str, dests: list[str], points: int = keys.HISTORY_POINTS
         raws = pipe.execute()
     except redis.RedisError:
         return {}
-    return {dest: [json.loads(x) for x in raw] for dest, raw in zip(dests, raws, strict=True)}
+    out = {}
+    for dest, raw in zip(dests, raws, strict=True):
+        samples = (reports.read(x, "sample", reports.sample) for x in raw)
+        out[dest] = [s for s in samples if s and PROBLEM not in s]  # a bad sample is a gap in the line
+    return out
 
 
 # -- the event stream --------------------------------------------------------------------------------------

@@ -143,6 +143,7 @@ def director_json(director: Director) -> dict:
         "applied_revision": director.applied_revision,
         "in_sync": director.in_sync,
         "last_seen": director.last_seen,
+        "report_problem": getattr(director, "report_problem", None),
     }
 
 
@@ -258,6 +259,7 @@ def director_detail_json(d: Director) -> dict:
     summary = live.summarize(d)
     return {
         **director_json(d),
+        "report_problem": summary.problem,
         "drift": summary.drift,
         "services": [
             {**service_json(s.service), "healthy": s.healthy, "total": s.total, "live": s.live}

@@ -8,7 +8,6 @@ and cursor update, or an agent re-sending its disk buffer) never duplicates a ro
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 
 from django.db import IntegrityError, transaction
@@ -17,7 +16,7 @@ from django.utils import timezone
 
 from director.keys import dest_key_for, service_key_for
 
-from . import agents
+from . import agents, reports
 from . import choices as C
 from .models import ApplyJob, Director, Event, RealServer, VirtualService
 
@@ -27,8 +26,16 @@ log = logging.getLogger(__name__)
 def _when(fields: dict) -> dt.datetime:
     try:
         return dt.datetime.fromtimestamp(float(fields["time"]), tz=dt.UTC)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError, OverflowError, OSError):
         return timezone.now()
+
+
+def _number(value) -> float | None:
+    """A finite non-negative number from an agent's event data, None for anything else."""
+    try:
+        return reports.number(value, "value")
+    except reports.BadReport:
+        return None
 
 
 class _Lookup:
@@ -57,8 +64,16 @@ def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
     name = fields.get("director", "")
     service = lookup.services.get(name, {}).get(fields.get("service", "")) if director else None
     server = lookup.reals.get(name, {}).get(fields.get("real", "")) if director else None
-    data = json.loads(fields.get("data") or "{}")
-    kind = fields.get("kind", C.EventKind.AGENT)
+    # a stream entry is an agent's word: anything off-shape is stored as what it is, never trusted into a row
+    try:
+        data = reports.loads(fields.get("data"), "event data") or {}
+    except reports.BadReport as exc:
+        data = {reports.PROBLEM: str(exc)}
+    if not isinstance(data, dict):
+        data = {reports.PROBLEM: "event data is not an object", "value": str(data)[:200]}
+    kind = fields.get("kind") if fields.get("kind") in C.EventKind.values else C.EventKind.AGENT
+    level = fields.get("level") if fields.get("level") in C.Level.values else C.Level.INFO
+    health = fields.get("health") if fields.get("health") in C.Health.values else None
     when = _when(fields)
     with transaction.atomic():
         try:
@@ -67,32 +82,32 @@ def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
                     source_id=fields.get("id") or None,
                     time=when,
                     kind=kind,
-                    level=fields.get("level", C.Level.INFO),
+                    level=level,
                     director=director,
                     service=service,
                     server=server,
-                    message=fields.get("message", "")[:500],
+                    message=str(fields.get("message", ""))[:500],
                     data=data,
                 )
         except IntegrityError:
             return None  # already ingested
-        if kind == C.EventKind.CHECK and server is not None and fields.get("health"):
+        if kind == C.EventKind.CHECK and server is not None and health:
             # conditional on time so an old, re-sent flip never overwrites a newer one
             RealServer.objects.filter(pk=server.pk).exclude(health_changed__gt=when).update(
-                health=fields["health"],
-                health_reason=data.get("reason", "")[:200],
-                health_latency=data.get("latency"),
+                health=health,
+                health_reason=str(data.get("reason") or "")[:200],
+                health_latency=_number(data.get("latency")),
                 health_changed=when,
             )
         if kind == C.EventKind.APPLY and director is not None:
-            revision = int(data.get("revision") or 0)
+            revision = int(_number(data.get("revision")) or 0)
             Director.objects.filter(pk=director.pk, applied_revision__lt=revision).update(
                 applied_revision=revision
             )
-            job_id = data.get("job_id")
-            if job_id:
+            job_id = _number(data.get("job_id"))
+            if job_id and job_id < 2**63:
                 failed = bool(data.get("errors"))
-                ApplyJob.objects.filter(pk=job_id, status=C.JobStatus.PENDING).update(
+                ApplyJob.objects.filter(pk=int(job_id), status=C.JobStatus.PENDING).update(
                     status=C.JobStatus.FAILED if failed else C.JobStatus.APPLIED,
                     error="\n".join(str(e) for e in data.get("errors") or [])[:5000],
                     result={k: data.get(k) for k in ("ops", "errors", "revision", "seconds")},
@@ -125,7 +140,7 @@ def refresh_heartbeats() -> None:
         return
     for director in directors:
         hb = beats[director.name]
-        if hb:
+        if hb and hb.get("time"):  # a bad heartbeat ({"problem": ...}) says nothing about when
             seen = dt.datetime.fromtimestamp(float(hb["time"]), tz=dt.UTC)
             if director.last_seen is None or seen > director.last_seen:
                 director.last_seen = seen

@@ -49,6 +49,7 @@ def poll_every(*, live: bool, pending: bool = False) -> int:
 def refresh_last_seen(director: Director) -> Director:
     """Fold the live heartbeat into `director.last_seen` (in memory) so status is fresh between ingests."""
     hb = agents.heartbeat(director.name)
+    director.report_problem = (hb or {}).get(agents.PROBLEM)  # shown as "bad report" next to the status
     if hb and hb.get("time"):
         seen = datetime.fromtimestamp(float(hb["time"]), tz=UTC)
         if director.last_seen is None or seen > director.last_seen:
@@ -117,6 +118,12 @@ class DirectorSummary:
     @property
     def reported_revision(self) -> int | None:
         return (self.snapshot or {}).get("revision")
+
+    @property
+    def problem(self) -> str | None:
+        """Why what the agent wrote could not (all) be read: the page shows "bad report" and this."""
+        heartbeat = getattr(self.director, "report_problem", None)
+        return heartbeat or (self.snapshot or {}).get(agents.PROBLEM)
 
 
 def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:

@@ -1,0 +1,87 @@
+"""clusters/reports.py: whatever an agent (or anyone with Redis access) writes, the check answers or refuses."""
+
+import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clusters import reports
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=8)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+# snapshot-like values: the real keys, with anything under them
+dests = st.dictionaries(
+    st.text(max_size=6),
+    st.fixed_dictionaries(
+        {}, optional={k: json_values for k in ("active", "weight", "stats", "health", "port")}
+    ),
+    max_size=3,
+)
+snapshots = st.fixed_dictionaries(
+    {"time": st.one_of(st.floats(1, 2e9), json_values)},
+    optional={
+        "revision": json_values,
+        "drift": json_values,
+        "ha": json_values,
+        "services": st.dictionaries(
+            st.text(max_size=6),
+            st.one_of(json_values, st.fixed_dictionaries({"dests": dests}, optional={"stats": json_values})),
+            max_size=3,
+        ),
+    },
+)
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, float):
+        yield value
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(snapshots, json_values))
+def test_it_reads_any_json_as_a_clean_snapshot_or_a_problem(value):
+    raw = json.dumps(value)
+    out = reports.read(raw, "snapshot", reports.snapshot)
+    if value is None:
+        assert out is None  # JSON null: nothing reported
+        return
+    assert isinstance(out, dict)
+    if reports.PROBLEM in out and "time" not in out:
+        return  # refused whole, with the reason
+    assert isinstance(out["time"], float) and out["time"] >= 1
+    assert all(math.isfinite(n) for n in _numbers(out))
+    for svc in out["services"].values():
+        for d in svc["dests"].values():
+            assert isinstance(d["active"], int) and d["active"] >= 0
+            assert d["health"]["up"] in (True, False, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values.map(json.dumps), st.text(max_size=30), st.just("[" * 50_000)))
+def test_it_reads_any_text_as_a_heartbeat_or_a_problem(raw):
+    out = reports.read(raw, "heartbeat", reports.heartbeat)
+    assert out is None or reports.PROBLEM in out or (math.isfinite(out["time"]) and out["time"] >= 1)
+
+
+def test_it_names_what_is_wrong():
+    assert reports.read('{"time": "soon"}', "heartbeat", reports.heartbeat) == {
+        reports.PROBLEM: "heartbeat time is not a number: 'soon'"
+    }
+    assert reports.read("[[[", "heartbeat", reports.heartbeat) == {
+        reports.PROBLEM: "heartbeat is not JSON (JSONDecodeError)"
+    }
