@@ -144,9 +144,9 @@ def snapshot(value) -> dict:
             out["services"][str(sid)] = service(svc, problems, f"service {str(sid)[:60]}")
         except BadReport as exc:
             problems.append(f"service {str(sid)[:60]}: {exc}")
-    for key, value in snap.items():  # other parts the agent adds (failover state "ha", ...): flat objects
+    for key, value in snap.items():  # other parts the agent adds (failover state "ha", ...): plain JSON
         if key not in out and key not in (PROBLEM, "revision", "director") and isinstance(value, dict):
-            out[key] = {str(k)[:40]: v for k, v in list(value.items())[:64] if _scalar(v)}
+            out[key] = _plain(value)
     if problems:
         out[PROBLEM] = f"{len(problems)} bad part(s): " + "; ".join(problems[:3])
     return out
@@ -154,6 +154,19 @@ def snapshot(value) -> dict:
 
 def _scalar(v) -> bool:
     return v is None or isinstance(v, bool | int | str) or (isinstance(v, float) and math.isfinite(v))
+
+
+def _plain(value, depth: int = 3):
+    """Objects and lists of scalars, bounded in depth and size (what a template may show as it is)."""
+    if isinstance(value, dict) and depth:
+        return {str(k)[:40]: _plain(v, depth - 1) for k, v in list(value.items())[:64] if _kept(v, depth)}
+    if isinstance(value, list) and depth:
+        return [_plain(v, depth - 1) for v in value[:64] if _kept(v, depth)]
+    return value[:MAX_TEXT] if isinstance(value, str) else value
+
+
+def _kept(v, depth: int) -> bool:
+    return _scalar(v) or (depth > 1 and isinstance(v, dict | list))
 
 
 def sample(value) -> dict:
