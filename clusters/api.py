@@ -10,14 +10,16 @@ numbers come from live.py, exactly as for the pages.
 from __future__ import annotations
 
 import json
+import math
 from functools import wraps
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
 from . import choices as C
@@ -35,9 +37,9 @@ def error(status: int, message: str, **headers) -> JsonResponse:
     return JsonResponse({"error": message}, status=status, headers=headers)
 
 
-def invalid(errors: dict) -> JsonResponse:
+def invalid(errors: dict, status: int = 400) -> JsonResponse:
     """400 naming the fields at fault, in the shape Django forms use: {"errors": {"weight": ["..."]}}."""
-    return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in errors.items()}}, status=400)
+    return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in errors.items()}}, status=status)
 
 
 def bearer(request) -> str | None:
@@ -88,6 +90,8 @@ def api_view(perm: str | dict[str, str], methods: tuple[str, ...] = ("GET",)):
                 return view(request, *args, **kwargs)
             except Http404 as exc:
                 return error(404, str(exc) or "Not found.")
+            except RequestDataTooBig:
+                return error(413, f"The body is larger than {MAX_BODY // 1024} KiB.")
 
         return login_not_required(csrf_exempt(inner))
 
@@ -102,15 +106,79 @@ def model_perms(model: str, *methods: str) -> dict[str, str]:
     return {m: f"clusters.{ACTION_OF[m]}_{model}" for m in methods}
 
 
+MAX_BODY = 64 * 1024  # the largest object (a virtual service with every check field) is ~2 KiB
+
+
+class BadBody(ValueError):
+    """A body that is not a flat JSON object of plain values; `errors` names the field (or "body")."""
+
+    def __init__(self, errors: dict[str, list[str]], status: int = 400):
+        super().__init__(errors)
+        self.errors, self.status = errors, status
+
+
+def _plain(name: str, value):
+    """A JSON value a form field can take: null, bool, finite number, text, or a list of those (a
+    multiple choice). Nesting, infinities and lone surrogates (not valid Unicode) are named errors."""
+    if isinstance(value, list):
+        return (
+            [_plain(name, v) for v in value[:100] if not isinstance(v, list)]
+            if all(not isinstance(v, list | dict) for v in value)
+            else _bad(name, "Expected a value or a list of values, not nested lists or objects.")
+        )
+    if isinstance(value, dict):
+        _bad(name, "Expected a value, not an object.")
+    if isinstance(value, float) and not math.isfinite(value):
+        _bad(name, "Expected a finite number.")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            _bad(name, "Not valid Unicode (a lone surrogate).")
+    return value
+
+
+def _bad(name: str, message: str):
+    raise BadBody({str(name)[:100]: [message]})
+
+
 def body(request) -> dict:
-    """The POST body as a dict: JSON (what scripts send) or form-encoded (what `curl -d a=b` sends)."""
-    raw = request.body.strip()
+    """The body as a dict of plain values: JSON (what scripts send) or form-encoded (`curl -d a=b`).
+
+    Bounded before anything else runs: MAX_BODY bytes (413), valid UTF-8, JSON nesting only as deep as a
+    form needs (a list of values) - a 50,000-deep array is a 400 like any other malformed body.
+    """
+    raw = request.body
+    if len(raw) > MAX_BODY:
+        raise BadBody({"body": [f"The body is larger than {MAX_BODY // 1024} KiB."]}, status=413)
+    raw = raw.strip()
     if request.content_type == "application/json" or raw.startswith(b"{"):
-        data = json.loads(raw or b"{}")
+        try:
+            data = json.loads(raw.decode("utf-8") or "{}")
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise BadBody({"body": [f"Not valid JSON: {str(exc)[:200]}."]}) from None
         if not isinstance(data, dict):
-            raise ValueError("the body must be a JSON object")
-        return data
+            raise BadBody({"body": ["The body must be a JSON object."]})
+        return {str(k): _plain(k, v) for k, v in data.items()}
     return request.POST.dict()
+
+
+def posted(data: dict) -> MultiValueDict:
+    """What a browser would post for these values: text, a list for a multiple choice, "true"/"false" for a
+    checkbox, nothing for null - so a form field sees the types it was written for (`{"address": 0}`)."""
+    out = MultiValueDict()
+    for name, value in data.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        text = [_text(v) for v in values if v is not None]
+        if text or isinstance(value, list | tuple):
+            out.setlist(name, text)
+    return out
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(getattr(value, "pk", value))
 
 
 # -- shapes ------------------------------------------------------------------------------------------------
@@ -227,7 +295,7 @@ def bound_form(form_class, data: dict, instance=None, fixed=None, initial=None):
         return None, {k: [f"Unknown field; this object takes: {known}."] for k in unknown}
     unbound = form_class(instance=instance, initial={**(initial or {}), **fixed})
     current = {name: unbound[name].value() for name in unbound.fields}
-    merged = {k: v for k, v in {**current, **data, **fixed}.items() if v is not None}
+    merged = posted({**current, **data, **fixed})
     return form_class(merged, instance=instance, initial={**(initial or {}), **fixed}), None
 
 
@@ -235,8 +303,8 @@ def write(request, form_class, render, status: int, instance=None, fixed=None, i
     """Validate with the page's form, then services.save (Event + apply job), answering like the reads."""
     try:
         data = body(request)
-    except ValueError as exc:
-        return invalid({"body": [f"Not valid JSON: {exc}."]})
+    except BadBody as exc:
+        return invalid(exc.errors, exc.status)
     form, errors = bound_form(form_class, data, instance, fixed, initial)
     if errors:
         return invalid(errors)
@@ -372,14 +440,17 @@ class EventQuery(forms.Form):
 
     director = forms.CharField(required=False, help_text="id or name")
     kind = forms.ChoiceField(choices=[("", "")] + list(C.EventKind.choices), required=False)
-    after_id = forms.IntegerField(required=False, min_value=0)
+    after_id = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
     limit = forms.IntegerField(required=False, min_value=1, max_value=EVENTS_MAX)
 
     def events(self):
         data = self.cleaned_data
         qs = Event.objects.select_related("director", "user")
         if data["director"]:
-            key = "director_id" if data["director"].isdigit() else "director__name"
+            digits = data["director"].isascii() and data["director"].isdigit()
+            if digits and len(data["director"]) > 18:  # no id is that long (and SQLite cannot compare it)
+                return qs.none()
+            key = "director_id" if digits else "director__name"
             qs = qs.filter(**{key: data["director"]})
         if data["kind"]:
             qs = qs.filter(kind=data["kind"])
@@ -403,10 +474,10 @@ def server_action(request, pk, action):
     server = get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
     try:
         data = body(request)
-    except ValueError as exc:
-        return invalid({"body": [f"Not valid JSON: {exc}."]})
+    except BadBody as exc:
+        return invalid(exc.errors, exc.status)
     try:
-        job = services.server_action(server, action, data, request.user)
+        job = services.server_action(server, action, posted(data), request.user)
     except ValidationError as exc:
         return invalid(exc.message_dict)
     server.refresh_from_db()
@@ -431,6 +502,13 @@ def host_action(request, pk, address, action):
     if not jobs:
         return error(404, f"{address} is not a real server of {director}.")
     return JsonResponse({"jobs": [job_json(j) for j in jobs]}, status=202)
+
+
+@login_not_required
+@csrf_exempt
+def not_found(request, *args, **kwargs):
+    """Any other URL under /api/v1/: a JSON 404 (scripts parse every answer), listing where to look."""
+    return error(404, f"No such endpoint: {request.path}. See /api/v1/ in the README.")
 
 
 # -- Prometheus --------------------------------------------------------------------------------------------

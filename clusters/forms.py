@@ -8,6 +8,8 @@ and pushes the new desired state, exactly like a one-click operation.
 
 from __future__ import annotations
 
+import ipaddress
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
@@ -226,7 +228,11 @@ class LogFilterForm(forms.Form):
         if data["service"]:
             qs = qs.filter(service=data["service"])
         if data["server"]:
-            qs = qs.filter(server__address=data["server"].strip())
+            try:  # PostgreSQL's inet column refuses to compare with a non-address: no event matches one
+                address = str(ipaddress.ip_address(data["server"].strip()))
+            except ValueError:
+                return qs.none()
+            qs = qs.filter(server__address=address)
         if data["kind"]:
             qs = qs.filter(kind=data["kind"])
         if data["level"]:

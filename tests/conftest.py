@@ -155,3 +155,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             reasons[reason] = reasons.get(reason, 0) + 1
         for reason, n in sorted(reasons.items()):
             terminalreporter.write_line(f"  {n} skipped: {reason}")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="fuzz every endpoint with 5,000 examples (tests/django/test_fuzz.py)",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--slow"):
+        os.environ["UMW_FUZZ_SLOW"] = "1"
