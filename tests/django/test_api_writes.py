@@ -220,3 +220,39 @@ def test_it_decommissions_a_deleted_director(
     desired = _last_apply(redis_client, "director.lab1")
     assert desired["revision"] == revision + 1 and desired["services"] == [] and desired["vips"] == []
     assert Event.objects.get(message__startswith="deleted director lab1").user == admin_user
+
+
+def _raw(client, user, method, url, raw: str | bytes):
+    _, secret = ApiToken.issue(user)
+    return getattr(client, method)(
+        url, raw, content_type="application/json", headers={"Authorization": f"Bearer {secret}"}
+    )
+
+
+@pytest.mark.parametrize(
+    "raw, status, field, message",
+    [
+        ("[" * 50_000, 400, "body", "Not valid JSON"),
+        ('{"name": "x", "address": {"a": 1}}', 400, "address", "not an object"),
+        ('{"name": "x", "address": [[1]]}', 400, "address", "not nested"),
+        ('{"name": "x", "port": 1e400}', 400, "port", "finite number"),
+        ('{"name": "x", "name": "\\ud800"}', 400, "name", "lone surrogate"),
+        (b"\xff\xfe{}", 400, "body", "Not valid JSON"),
+        ('{"name": "' + "x" * 70_000 + '"}', 413, "body", "larger than 64 KiB"),
+        ('{"address": 0, "port": 80}', 400, "address", "valid IPv4 or IPv6"),
+        ('{"address": "172.16.10.61", "port": "²0"}', 400, "port", "whole number"),
+    ],
+)
+def test_it_refuses_malformed_bodies_naming_the_field(client, admin_user, demo, raw, status, field, message):
+    response = _raw(client, admin_user, "post", reverse("api_director_services", args=[demo.pk]), raw)
+    assert response.status_code == status and response["Content-Type"] == "application/json"
+    errors = response.json()["errors"]
+    assert message in " ".join(errors[field]), errors
+    assert VirtualService.objects.count() == 2 and not Event.objects.exists()
+
+
+def test_it_answers_unknown_urls_and_overlong_ids_with_json_404(client, viewer):
+    _, secret = ApiToken.issue(viewer)
+    for url in ("/api/v1/directors/" + "9" * 40, "/api/v1/nothing", "/api/v1/servers/1/explode"):
+        response = client.get(url, headers={"Authorization": f"Bearer {secret}"})
+        assert response.status_code == 404 and "error" in response.json(), url
