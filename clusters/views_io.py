@@ -32,6 +32,7 @@ from .models import Director, Event
 IMPORT_PERMS = ("clusters.add_virtualservice", "clusters.add_realserver")
 SESSION_KEY = "io_pending_imports"
 MAX_PENDING = 4  # previews kept per session; older ones are dropped
+PREVIEW_ROWS = 200  # services shown in the preview table (all are checked and imported)
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -170,7 +171,7 @@ def import_upload(request):
             "clusters/io/preview.html",
             {
                 "plan": plan,
-                "services": [(s, outlook(s)) for s in plan.services],
+                "services": [(s, outlook(s)) for s in plan.services[:PREVIEW_ROWS]],
                 "result": result,
                 "director": d["director"],
                 "token": token,
@@ -199,7 +200,7 @@ def import_confirm(request):
             "clusters/io/preview.html",
             {
                 "plan": plan,
-                "services": [(s, outlook(s)) for s in plan.services],
+                "services": [(s, outlook(s)) for s in plan.services[:PREVIEW_ROWS]],
                 "result": result,
                 "director": director,
                 "token": "",
