@@ -252,7 +252,7 @@ def test_it_passes_https_verification_with_the_right_ca_and_name(health_servers,
 
 
 def test_it_reports_https_against_a_plain_http_server_as_a_tls_failure(health_servers):
-    result = run(CheckSpec(service="https", negotiatetimeout=0.5), http_server(health_servers))
+    result = run(CheckSpec(service="https", negotiatetimeout=5), http_server(health_servers))
     assert not result.ok and result.reason.startswith("TLS")
 
 
