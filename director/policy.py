@@ -22,6 +22,7 @@ The fallback ("sorry") server follows the daemon the service came from (`CheckSp
   the live real servers (failed ones stay quiesced at weight 0 if they were); without a sorry server losing
   quorum changes nothing in the table.
 
+checktype=off leaves the service empty (ldirectord adds neither real nor fallback servers then).
 Hysteresis needs the previous verdict: `quorum_up` takes it and returns the new one; the host keeps it.
 The kernel port of a gate/ipip destination is the virtual port whatever the configuration says
 (ipvs/model.py real_port), so a fallback written with its own port behaves as under ldirectord.
@@ -65,8 +66,8 @@ def quorum_up(spec: ServiceSpec, health: dict, was: bool | None) -> bool:
     """keepalived's update_quorum_state: the new quorum verdict from the live weight and the previous one."""
     weight = live_weight(spec, health)
     quorum, hysteresis = int(spec.check.quorum), int(spec.check.hysteresis)
-    if was is None:
-        return weight > 0 and weight >= quorum
+    if was is None:  # keepalived starts with quorum down unless the weight already clears the upper bound
+        return weight > 0 and weight >= quorum + hysteresis
     if was:
         return not (weight == 0 or weight < quorum - hysteresis)
     return weight > 0 and weight >= quorum + hysteresis
@@ -77,6 +78,8 @@ def kernel_reals(spec: ServiceSpec, health: dict, quorum: bool | None = None) ->
 
     `quorum` is the service's quorum verdict (`quorum_up`) for the keepalived rule; None computes it afresh.
     """
+    if spec.check.checktype == "off":
+        return []  # ldirectord's "checking off": no real or fallback server is added, quiescent or not
     out = []
     for real in spec.reals:
         weight = real_weight(real, health_of(spec, health.get(real.key)), spec.check.quiescent)

@@ -442,6 +442,13 @@ class _Interpreter:
                 continue
             if s.protocol != "fwmark" and not port:
                 port = s.port
+            elif s.protocol == "fwmark" and port:
+                self.warn(
+                    node,
+                    f"real server {address} {port} of a fwmark service: keepalived clears the port "
+                    "(the kernel then forwards to the port each packet came to); imported as port 0",
+                )
+                port = 0
             real = RealPlan(address=address, port=port, forwarding=forwarding, file=node.file, line=node.line)
             checks: list[_Check] = []
             quiet = inhibit_all

@@ -87,6 +87,7 @@ def test_it_applies_hysteresis_to_the_live_weight():
     spec = _svc(RS1, RS2, fallback=SORRY, fallback_rule="keepalived", quorum=4, hysteresis=1)
     both, one = {}, {RS1.key: False}  # live weight 5, then 2
     assert quorum_up(spec, both, None) is True
+    assert quorum_up(spec, {RS2.key: False}, None) is False  # 3 < 4 + 1: keepalived starts with quorum down
     assert quorum_up(spec, {RS2.key: False}, True) is True  # 3 is not below 4 - 1
     assert quorum_up(spec, one, True) is False  # 2 < 3
     assert quorum_up(spec, {RS2.key: False}, False) is False  # 3 is below 4 + 1
@@ -110,6 +111,8 @@ def test_it_decides_quorum_as_keepalived_does(weights, ups, quorum, hysteresis, 
     got = quorum_up(spec, health, was)
     if live == 0:
         assert got is False
+    elif was is None:  # keepalived starts with quorum down below quorum + hysteresis
+        assert got is (live >= quorum + hysteresis)
     elif was is True:
         assert got is (live >= quorum - hysteresis)
     elif was is False:
@@ -142,3 +145,7 @@ def test_it_gives_a_gate_fallback_the_virtual_port():
     masq = _svc(RS1, fallback=RealSpec("192.168.1.9", 8080))
     assert {d.port for d in service_from_spec(masq, kernel_reals(masq, {RS1.key: False})).dests} == {80, 8080}
     assert CheckSpec().fallback_rule == "ldirectord"
+
+
+def test_it_adds_nothing_for_checktype_off_as_ldirectord():
+    assert _table(_svc(RS1, RS2, fallback=SORRY, checktype="off")) == {}
