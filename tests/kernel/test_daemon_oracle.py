@@ -92,6 +92,10 @@ def empty_kernel() -> None:
 def servers():
     """oracle_servers.py in rs1 and rs2 (beside lab/rsd.py's :80 and :5500)."""
     script = Path(__file__).with_name("oracle_servers.py")
+    # ld16's checkcommand (ldirectord runs it with "VIP VPORT RIP RPORT"): passes rs1 only
+    check = SCRATCH / "oracle-rs1-only"
+    check.write_text('#!/bin/sh\n[ "$3" = 192.168.1.4 ]\n')
+    check.chmod(0o755)
     procs = []
     for name in ("rs1", "rs2"):
         proc = subprocess.Popen(
