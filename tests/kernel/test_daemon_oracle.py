@@ -67,8 +67,9 @@ def table() -> frozenset[str]:
     return frozenset(normalise(line.strip()) for line in out.splitlines() if line.strip())
 
 
-def stable_table(alive=lambda: True) -> frozenset[str]:
-    """The table once it has not changed for STABLE_FOR seconds (bounded by SETTLE_MAX)."""
+def settle(alive=lambda: True) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """(the table once it has not changed for STABLE_FOR seconds or None if it never did within SETTLE_MAX,
+    the last table seen)."""
     start = time.monotonic()
     last, since = table(), time.monotonic()
     while time.monotonic() - start < SETTLE_MAX:
@@ -78,8 +79,16 @@ def stable_table(alive=lambda: True) -> frozenset[str]:
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= STABLE_FOR and time.monotonic() - start >= STABLE_FOR and last:
-            return last
-    pytest.fail(f"table did not settle within {SETTLE_MAX} s; last seen: {sorted(last)}")
+            return last, last
+    return None, last
+
+
+def stable_table(alive=lambda: True) -> frozenset[str]:
+    """The table once it has not changed for STABLE_FOR seconds (bounded by SETTLE_MAX)."""
+    got, last = settle(alive)
+    if got is None:
+        pytest.fail(f"table did not settle within {SETTLE_MAX} s; last seen: {sorted(last)}")
+    return got
 
 
 def empty_kernel() -> None:
@@ -125,13 +134,26 @@ def daemon_command(name: str) -> list[str]:
 
 
 def daemon_table(name: str) -> frozenset[str]:
+    """The reference daemon's stable table. Its checks use one-second timeouts, and on a loaded machine the
+    guest is slow enough that a healthy server sometimes misses one (ldirectord with quiescent=no then removes
+    and re-adds it, so the table never settles): a daemon whose table did not settle gets one more run from an
+    empty kernel before the test fails. Our side gets no second run."""
+    last: frozenset[str] = frozenset()
+    for _ in range(2):
+        got, last = one_daemon_run(name)
+        if got is not None:
+            return got
+    pytest.fail(f"{name}: the daemon's table did not settle within {SETTLE_MAX} s twice; last seen: {sorted(last)}")
+
+
+def one_daemon_run(name: str) -> tuple[frozenset[str] | None, frozenset[str]]:
     empty_kernel()
-    log = open(SCRATCH / f"{name}.log", "w")
+    log = open(SCRATCH / f"{name}.log", "w")  # the last run's log is the one a failure shows
     proc = subprocess.Popen(
         daemon_command(name), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=SCRATCH
     )
     try:
-        got = stable_table(lambda: proc.poll() is None)
+        return settle(lambda: proc.poll() is None)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -142,7 +164,6 @@ def daemon_table(name: str) -> frozenset[str]:
             proc.wait(5)
         log.close()
         empty_kernel()
-    return got
 
 
 def our_table(name: str, redis_url: str, state_dir: Path) -> frozenset[str]:
