@@ -10,6 +10,7 @@ sends raise, so the caller can record the failure where the user sees it.
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import lru_cache
 
@@ -17,9 +18,9 @@ import redis
 from celery import current_app
 from django.conf import settings
 
-from director import keys
+from director import acl, keys
 
-from . import reports
+from . import reports, signing
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,20 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "i
 ASK_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
+def _connect(socket_timeout: float) -> redis.Redis:
+    """The central side's connection: its own ACL user and password in REDIS_URL, TLS per settings."""
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=2,
+        decode_responses=True,
+        **getattr(settings, "REDIS_OPTIONS", {}),
+    )
+
+
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
-    )
+    return _connect(2)
 
 
 # -- what agents report (reads) ----------------------------------------------------------------------------
@@ -104,34 +114,73 @@ def histories(director: str, dests: list[str], points: int = keys.HISTORY_POINTS
 
 
 # -- the event stream --------------------------------------------------------------------------------------
-def read_events(count: int, block_ms: int | None = None) -> list[tuple[str, dict]]:
-    """Up to `count` stream entries after our cursor, oldest first: [(entry id, fields)]; [] when unreachable.
+def read_events(directors: list[str], count: int, block_ms: int | None = None) -> list[tuple[str, str, dict]]:
+    """New entries of these directors' own streams, each stream oldest first: [(director, entry id, fields)];
+    [] when unreachable. At most `count` per stream.
 
-    The cursor only moves with `ack_event`, so an entry whose processing crashed is read again next time.
+    Each agent writes only its own stream (its Redis ACL, director/acl.py), so the director an entry comes
+    from is the stream's, whatever the entry says. A cursor only moves with `ack_event`, so an entry whose
+    processing crashed is read again next time.
     """
+    if not directors:
+        return []
     try:
         r = client()
-        cursor = r.get(keys.EVENTS_CURSOR_KEY) or "0-0"
-        batch = r.xread({keys.EVENTS_STREAM: cursor}, count=count, block=block_ms)
+        cursors = r.hgetall(keys.EVENTS_CURSORS_KEY)
+        streams = {keys.events_stream(d): cursors.get(d, "0-0") for d in directors}
+        batch = r.xread(streams, count=count, block=block_ms)
     except redis.RedisError as exc:
         log.warning("cannot read events: %s", exc)
         return []
-    return list(batch[0][1]) if batch else []
+    by_stream = {keys.events_stream(d): d for d in directors}
+    return [
+        (by_stream[stream], entry_id, fields)
+        for stream, entries in batch or ()
+        for entry_id, fields in entries
+    ]
 
 
-def ack_event(entry_id: str) -> None:
-    """Move the cursor past `entry_id`: it has been stored (or judged unreadable) and must not come again."""
-    client().set(keys.EVENTS_CURSOR_KEY, entry_id)
+def ack_event(director: str, entry_id: str) -> None:
+    """Move `director`'s cursor past `entry_id`: it has been stored (or judged unreadable) and must not come again."""
+    client().hset(keys.EVENTS_CURSORS_KEY, director, entry_id)
+
+
+# -- the agents' Redis users (director/acl.py) ----------------------------------------------------------------
+def set_director_user(director: str, password_sha256: str) -> None:
+    """Create or reset `director`'s Redis ACL user with the password given by its SHA-256; raises."""
+    acl.set_director_user(client(), director, password_sha256)
+
+
+def delete_director_user(director: str) -> None:
+    try:
+        acl.delete_director_user(client(), director)
+    except redis.RedisError as exc:
+        log.warning("cannot delete the Redis user of %s: %s", director, exc)
+
+
+def ensure_director_users(hashes: dict[str, str]) -> int:
+    """Re-create the Redis users that are missing (a Redis restarted without an ACL file keeps none made at
+    run time) from the stored hashes {director: sha256}; returns how many were made. Never raises."""
+    made = 0
+    try:
+        for director, digest in hashes.items():
+            if client().acl_getuser(acl.username(director)) is None:
+                acl.set_director_user(client(), director, digest)
+                made += 1
+    except (redis.RedisError, ValueError) as exc:
+        log.warning("cannot check the directors' Redis users: %s", exc)
+    return made
 
 
 # -- what we send (Celery tasks the agent's worker registers) -----------------------------------------------
 def send_desired(queue: str, desired: dict, job_id: int | None) -> None:
-    """Queue the whole desired state on a director's queue. Fire and forget: the agent answers through the
-    event stream (an "apply" event naming `job_id`), never through a Celery result, so none is kept."""
+    """Sign the whole desired state, with the job it answers, and queue it on a director's queue. Fire and
+    forget: the agent answers through its event stream (an "apply" event naming `job_id`), never through a
+    Celery result, so none is kept. The agent applies nothing that is not signed by a key it trusts, for
+    its own name, with a newer revision (director/signing.py)."""
     current_app.send_task(
         keys.APPLY_TASK,
-        args=[desired],
-        kwargs={"job_id": job_id},
+        args=[signing.sign(desired["director"], desired, job_id)],
         queue=queue,
         retry=True,
         retry_policy=PUBLISH_RETRY,
@@ -139,10 +188,16 @@ def send_desired(queue: str, desired: dict, job_id: int | None) -> None:
     )
 
 
-def ask_conntable(queue: str, timeout: float, **filters) -> dict | list:
+class NoAnswer(TimeoutError):
+    """The agent did not answer in time (not running, busy, or its Redis is unreachable)."""
+
+
+def ask_conntable(director: str, queue: str, timeout: float, **filters) -> dict | list:
     """The agent's connection table, waiting at most `timeout` seconds; raises on any failure.
 
-    The question expires quickly, so an agent coming back does not work through a backlog of stale queries.
+    The agent answers on its own reply key (keys.reply_key), which only it may write: not Celery's result
+    backend, whose keys every director would have to be able to read (director/acl.py). The question
+    expires quickly, so an agent coming back does not work through a backlog of stale queries.
     """
     result = current_app.send_task(
         keys.CONNTABLE_TASK,
@@ -151,8 +206,18 @@ def ask_conntable(queue: str, timeout: float, **filters) -> dict | list:
         expires=max(timeout * 2, 5),
         retry=True,
         retry_policy=ASK_RETRY,
+        ignore_result=True,
     )
+    reply = keys.reply_key(director, result.id)
+    r = _connect(timeout + 2)  # the socket must outlast the blocking pop
     try:
-        return result.get(timeout=timeout, propagate=True)
+        got = r.blpop([reply], timeout=max(timeout, 0.01))
+        if got is None:
+            raise NoAnswer(f"no reply in {timeout:g} s")
+        r.delete(reply)
     finally:
-        result.forget()
+        r.close()
+    answer = json.loads(got[1])
+    if isinstance(answer, dict) and set(answer) == {"error"}:
+        raise RuntimeError(answer["error"])
+    return answer

@@ -16,7 +16,7 @@ from functools import wraps
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.datastructures import MultiValueDict
@@ -92,6 +92,8 @@ def api_view(perm: str | dict[str, str], methods: tuple[str, ...] = ("GET",)):
                 return error(404, str(exc) or "Not found.")
             except RequestDataTooBig:
                 return error(413, f"The body is larger than {MAX_BODY // 1024} KiB.")
+            except PermissionDenied as exc:  # a finer permission than the method's (an external check)
+                return error(403, str(exc) or "Permission denied.")
 
         return login_not_required(csrf_exempt(inner))
 

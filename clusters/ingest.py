@@ -1,8 +1,13 @@
 """Turn what agents report through Redis into rows: events, health flips, applied revisions, heartbeats.
 
-Agents XADD to one stream, read through the gateway (agents.py). We keep our read position in Redis and create
-Events with the agent's own id as `source_id`, so reading the same entry twice (a crash between insert
-and cursor update, or an agent re-sending its disk buffer) never duplicates a row, and nothing is skipped.
+Each agent XADDs to its own stream (director/keys.events_stream, read through the gateway agents.py), which its Redis user alone may write
+(director/acl.py). So what arrives on director X's stream speaks for X and nothing else: an entry naming
+another director, a job of another director, or a revision the central side never issued is dropped and
+logged (an error Event on X), whatever X's agent - or whoever holds its password - claims.
+
+We keep one read position per stream in Redis and create Events with the agent's own id as `source_id`,
+so reading the same entry twice (a crash between insert and cursor update, or an agent re-sending its disk
+buffer) never duplicates a row, and nothing is skipped.
 """
 
 from __future__ import annotations
@@ -58,12 +63,30 @@ class _Lookup:
         return self.directors[name]
 
 
-def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
-    """Apply one stream entry to the database; returns the Event (None if it was a duplicate)."""
-    director = lookup.director(fields.get("director", ""))
+def _forged(source: Director, message: str, fields: dict) -> None:
+    """An entry X's stream may not carry: dropped, and said loudly on X (the director to look at)."""
+    log.warning("dropped event from director %s: %s: %.300r", source.name, message, fields)
+    Event.objects.create(
+        kind=C.EventKind.AGENT,
+        level=C.Level.ERROR,
+        director=source,
+        message=f"dropped an event from this director's stream: {message}"[:500],
+        data={"entry": {k: str(v)[:200] for k, v in list(fields.items())[:12]}},
+    )
+
+
+def apply_entry(fields: dict, lookup: _Lookup, source: str) -> Event | None:
+    """Apply one entry of director `source`'s stream to the database; returns the Event (None if it was a
+    duplicate or dropped as not `source`'s to say)."""
+    director = lookup.director(source)
+    if director is None:
+        return None
     name = fields.get("director", "")
-    service = lookup.services.get(name, {}).get(fields.get("service", "")) if director else None
-    server = lookup.reals.get(name, {}).get(fields.get("real", "")) if director else None
+    if name != source:
+        _forged(director, f"it claims to be from director {str(name)[:60]!r}", fields)
+        return None
+    service = lookup.services.get(name, {}).get(fields.get("service", ""))
+    server = lookup.reals.get(name, {}).get(fields.get("real", ""))
     # a stream entry is an agent's word: anything off-shape is stored as what it is, never trusted into a row
     try:
         data = reports.loads(fields.get("data"), "event data") or {}
@@ -75,6 +98,17 @@ def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
     level = fields.get("level") if fields.get("level") in C.Level.values else C.Level.INFO
     health = fields.get("health") if fields.get("health") in C.Health.values else None
     when = _when(fields)
+    revision, job_id = 0, None
+    if kind == C.EventKind.APPLY:
+        revision, job_id = data.get("revision") or 0, data.get("job_id")
+        if type(revision) is not int or not 0 <= revision <= director.desired_revision:
+            _forged(director, f"applied revision {str(revision)[:30]} was never sent to it", fields)
+            return None
+        if job_id is not None and (
+            type(job_id) is not int or not ApplyJob.objects.filter(pk=job_id, director=director).exists()
+        ):
+            _forged(director, f"job {str(job_id)[:30]} is not one of its jobs", fields)
+            return None
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -99,17 +133,15 @@ def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
                 health_latency=_number(data.get("latency")),
                 health_changed=when,
             )
-        if kind == C.EventKind.APPLY and director is not None:
-            revision = int(_number(data.get("revision")) or 0)
+        if kind == C.EventKind.APPLY:
             Director.objects.filter(pk=director.pk, applied_revision__lt=revision).update(
                 applied_revision=revision
             )
-            job_id = _number(data.get("job_id"))
-            if job_id and job_id < 2**63:
-                failed = bool(data.get("errors"))
-                ApplyJob.objects.filter(pk=int(job_id), status=C.JobStatus.PENDING).update(
-                    status=C.JobStatus.FAILED if failed else C.JobStatus.APPLIED,
-                    error="\n".join(str(e) for e in data.get("errors") or [])[:5000],
+            if job_id:
+                errors = data.get("errors") if isinstance(data.get("errors"), list) else []
+                ApplyJob.objects.filter(pk=job_id, director=director, status=C.JobStatus.PENDING).update(
+                    status=C.JobStatus.FAILED if errors else C.JobStatus.APPLIED,
+                    error="\n".join(str(e) for e in errors)[:5000],
                     result={k: data.get(k) for k in ("ops", "errors", "revision", "seconds")},
                     finished=when,
                 )
@@ -117,17 +149,17 @@ def apply_entry(fields: dict, lookup: _Lookup) -> Event | None:
 
 
 def ingest(max_entries: int = 5000, block_ms: int | None = None) -> int:
-    """Read new stream entries (bounded), store them, advance the cursor. Returns how many were read."""
-    entries = agents.read_events(max_entries, block_ms)
-    if not entries:
-        return 0
+    """Read new entries of every director's stream (bounded), store them, advance the cursors.
+    Returns how many were read."""
+    names = list(Director.objects.values_list("name", flat=True))
+    entries = agents.read_events(names, max_entries, block_ms)
     lookup = _Lookup()
-    for entry_id, fields in entries:
+    for source, entry_id, fields in entries:
         try:
-            apply_entry(fields, lookup)
+            apply_entry(fields, lookup, source)
         except Exception:  # one bad entry must not block the stream forever
-            log.exception("bad event entry %s: %s", entry_id, fields)
-        agents.ack_event(entry_id)
+            log.exception("bad event entry %s from %s: %.500r", entry_id, source, fields)
+        agents.ack_event(source, entry_id)
     return len(entries)
 
 

@@ -538,6 +538,7 @@ def conntable(director: Director, filters: dict, limit: int = conntable_mod.DEFA
     service = filters.get("service")
     try:
         answer = agents.ask_conntable(
+            director.name,
             director.queue,
             timeout,
             service=keys.service_key_for(service) if service else None,

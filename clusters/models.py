@@ -112,6 +112,13 @@ class Director(models.Model):
         editable=False,
         help_text="The pair's VRRPv2 password (its first 8 characters); generated, the lower-id director's serves the pair.",
     )
+    redis_password_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="SHA-256 of the agent's Redis password (director/acl.py); the password itself is shown once "
+        "by manage.py director_credentials and stored nowhere here.",
+    )
     state = models.CharField(max_length=10, choices=C.AgentState.choices, default=C.AgentState.UNKNOWN)
     last_seen = models.DateTimeField(null=True, blank=True)
     desired_revision = models.PositiveIntegerField(default=0)
@@ -345,6 +352,8 @@ class VirtualService(models.Model):
 
     class Meta:
         ordering = ["director__name", "address", "port", "fwmark"]
+        # an external check runs a program as root on the director: its own permission, not every admin's
+        permissions = [("change_external_check", "Can create or change external health-check commands")]
         constraints = [
             models.UniqueConstraint(
                 fields=["director", "protocol", "address", "port"],

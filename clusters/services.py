@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -108,6 +108,34 @@ def director_of(obj: Director | VirtualService | RealServer) -> Director:
 PAIR_FIELDS = frozenset({"peer", "ha_address", "ha_priority", *PAIR_SETTINGS})
 
 
+EXTERNAL_CHECK_PERM = "clusters.change_external_check"
+
+
+def external_check_change(vs: VirtualService) -> str:
+    """The external command `vs` would newly set or change ("" if none): what needs EXTERNAL_CHECK_PERM."""
+    wanted = vs.external_program if vs.checktype == C.CheckType.EXTERNAL or vs.external_program else ""
+    if not wanted:
+        return ""
+    old = (
+        VirtualService.objects.filter(pk=vs.pk).values("checktype", "external_program").first()
+        if vs.pk
+        else None
+    )
+    if old and old["external_program"] == vs.external_program and old["checktype"] == vs.checktype:
+        return ""
+    return wanted
+
+
+def check_external_permission(vs: VirtualService, user) -> None:
+    """An external check runs a program as root on the director: creating or changing one needs its own
+    permission (not every admin has it). `user` None is the system itself (a management command)."""
+    command = external_check_change(vs)
+    if command and user is not None and not user.has_perm(EXTERNAL_CHECK_PERM):
+        raise PermissionDenied(
+            f"{user} lacks the permission {EXTERNAL_CHECK_PERM} to set the external check command {command!r}."
+        )
+
+
 def save(obj: models.Model, *, user=None, changed: Iterable[str] | None = None):
     """Create or change a director, virtual service or real server: validated, recorded, pushed.
 
@@ -122,6 +150,8 @@ def save(obj: models.Model, *, user=None, changed: Iterable[str] | None = None):
     created = obj.pk is None
     changed = sorted(changed) if changed is not None else None
     obj.full_clean()
+    if isinstance(obj, VirtualService):
+        check_external_permission(obj, user)
     pairing = isinstance(obj, Director) and (changed is None or bool(PAIR_FIELDS & set(changed)))
     old_partner = Director.objects.get(pk=obj.pk).pair_peer() if pairing and not created else None
     director = director_of(obj)

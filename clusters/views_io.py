@@ -228,7 +228,9 @@ def export(request, pk, fmt):
     if fmt not in FORMATS:
         raise Http404("unknown export format")
     director = get_object_or_404(Director, pk=pk)
-    filename, text = export_director(director, fmt)
+    # check passwords and RADIUS secrets only for those who may change them
+    redact = not request.user.has_perm("clusters.change_virtualservice")
+    filename, text = export_director(director, fmt, redact=redact)
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     disposition = "inline" if request.GET.get("view") else "attachment"
     response["Content-Disposition"] = f'{disposition}; filename="{filename}"'

@@ -4,6 +4,15 @@ Runs the director's Celery worker on queue director.<NAME> with the solo pool (c
 serialised by design) and the agent bootstep. Settings come from the config file (config.py), flags override
 it; the whole configuration is checked before anything starts. They reach the agent through the environment
 so the Celery app, imported by the worker, sees the same values.
+
+Security (README "Security model"): the agent logs in to Redis as its own ACL user ``director.<NAME>``
+(director/acl.py) with the password from the config file or ``--redis-password-file`` (never the command
+line); ``rediss://`` with ``--redis-ca`` (and ``--redis-cert``/``--redis-key`` for mutual TLS); it applies
+only desired states signed by a key in ``--trust``; external check programs run only from the
+``external_check_dir`` the director names (none: external checks are refused).
+
+`python -m director redis-user --name NAME --password-file F` makes a director's Redis user as the central
+user in $UMW_REDIS_URL (the lab does; the dashboard does it itself with `manage.py director_credentials`).
 """
 
 from __future__ import annotations
@@ -26,13 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--state-dir", help=f"default {config.DEFAULT_STATE_DIR}")
     run.add_argument("--external-check-dir", help="checktype=external runs only programs in this directory")
     run.add_argument("--loglevel", choices=config.LOGLEVELS, type=str.upper, help="default INFO")
+    run.add_argument("--redis-password-file", help="this director's Redis password (user director.NAME)")
+    run.add_argument("--redis-ca", help="CA certificate that signed the Redis server's (rediss:// URLs)")
+    run.add_argument("--redis-cert", help="client certificate for mutual TLS")
+    run.add_argument("--redis-key", help="the client certificate's key")
+    run.add_argument(
+        "--trust", help="the central side's public signing key(s) (default /etc/ultramonkey/central.pub)"
+    )
+    user = sub.add_parser("redis-user", help="make or reset a director's Redis ACL user")
+    user.add_argument("--name", required=True)
+    user.add_argument("--password-file", required=True)
     args = parser.parse_args(argv)
+    if args.cmd == "redis-user":
+        return redis_user(args.name, args.password_file)
     try:
         cfg = settings(args)
-    except config.ConfigError as exc:
+        security = security_env(args, cfg)
+    except (config.ConfigError, ValueError, OSError) as exc:
         parser.exit(2, f"python -m director: error: {exc}\n")
 
     export(cfg, os.environ)
+    os.environ.update(security)
     logging.basicConfig(level=cfg.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("director").info(
         "director %s: redis %s, state in %s", cfg.name, cfg.redacted_url(), cfg.state_dir
@@ -71,6 +94,42 @@ def export(cfg: config.AgentConfig, environ) -> None:
         environ["UMW_EXTERNAL_CHECK_DIR"] = cfg.external_check_dir
     else:  # an inherited value must not outlive a config without the key
         environ.pop("UMW_EXTERNAL_CHECK_DIR", None)
+
+
+def security_env(args: argparse.Namespace, cfg: config.AgentConfig) -> dict:
+    """The security flags as the agent reads them: the Redis URL with director.NAME's password from
+    --redis-password-file, TLS files (checked now), the trust file."""
+    from . import acl, transport
+
+    out = {}
+    if args.redis_password_file:
+        with open(args.redis_password_file, encoding="utf-8") as f:
+            password = f.read().strip()
+        out["UMW_REDIS_URL"] = transport.with_credentials(cfg.redis_url, acl.username(cfg.name), password)
+    transport.tls_files(args.redis_ca, args.redis_cert, args.redis_key)
+    for name, value in (
+        ("UMW_REDIS_CA", args.redis_ca),
+        ("UMW_REDIS_CERT", args.redis_cert),
+        ("UMW_REDIS_KEY", args.redis_key),
+        ("UMW_TRUST_FILE", args.trust),
+    ):
+        if value:
+            out[name] = os.path.abspath(value)
+    return out
+
+
+def redis_user(name: str, password_file: str) -> int:
+    import redis
+
+    from . import acl, transport
+
+    with open(password_file, encoding="utf-8") as f:
+        password = f.read().strip()
+    client = redis.Redis.from_url(
+        os.environ.get("UMW_REDIS_URL", config.DEFAULT_REDIS_URL), **transport.redis_options_from_env()
+    )
+    acl.set_director_user(client, name, acl.password_hash(password))
+    return 0
 
 
 def settings(args: argparse.Namespace) -> config.AgentConfig:

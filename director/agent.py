@@ -21,6 +21,7 @@ happen under one lock: applies from Celery, flips from health checks and role ch
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import queue
@@ -29,7 +30,7 @@ import time
 
 import redis
 
-from . import conntable, keys
+from . import conntable, keys, schema, signing
 from .desired import DesiredState, ServiceSpec
 from .events import EventLog
 from .health.engine import HealthEngine
@@ -39,18 +40,37 @@ from .report import Reporter
 from .statefile import load_json, save_json
 
 log = logging.getLogger(__name__)
+TRUST_FILE = "/etc/ultramonkey/central.pub"  # the central side's public signing key(s), root's file
 
 
 class Agent:
     """Owns this director's desired state and health, and wires host, pair and reporter. Thread-safe."""
 
-    def __init__(self, name: str, state_dir: str, redis_url: str, netns: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        state_dir: str,
+        redis_url: str,
+        netns: str | None = None,
+        *,
+        trust_file: str = TRUST_FILE,
+        external_dir: str | None = None,
+        redis_options: dict | None = None,
+    ):
         self.name = name
         self.state_dir = state_dir
         self.netns = netns
         self.redis = redis.Redis.from_url(
-            redis_url, socket_timeout=3, socket_connect_timeout=2, decode_responses=True
+            redis_url,
+            socket_timeout=3,
+            socket_connect_timeout=2,
+            decode_responses=True,
+            **(redis_options or {}),
         )
+        # signed desired state (signing.py): who may tell this agent what to do
+        self.trust = signing.Trust(trust_file, os.path.join(state_dir, "trusted_keys.json"))
+        # external check programs: only from this root-owned directory, None = refused (schema.py)
+        self.external_dir = external_dir
         self.events = EventLog(os.path.join(state_dir, "events.jsonl"), name)
         self.desired: DesiredState | None = None
         self.health: dict[str, bool | None] = {}  # dest id -> up?
@@ -86,10 +106,15 @@ class Agent:
 
     @classmethod
     def from_env(cls) -> Agent:
+        from . import transport
+
         return cls(
             name=os.environ["UMW_DIRECTOR"],
             state_dir=os.environ.get("UMW_STATE_DIR", "/var/lib/ultramonkey"),
             redis_url=os.environ.get("UMW_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            trust_file=os.environ.get("UMW_TRUST_FILE") or TRUST_FILE,
+            external_dir=os.environ.get("UMW_EXTERNAL_CHECK_DIR") or None,
+            redis_options=transport.redis_options_from_env(),
         )
 
     # -- paths ---------------------------------------------------------------------------------------------
@@ -113,9 +138,15 @@ class Agent:
         saved = load_json(self.desired_path)
         self.engine.start()
         self._check_ipvs()
+        restored = None
         if saved:
+            try:  # the file is ours, but the rules (e.g. the external-check directory) may have changed
+                restored = schema.parse(saved, external_dir=self.external_dir)
+            except schema.Invalid as exc:
+                self.events.emit("agent", f"saved desired state not restored: {exc}", level="error")
+        if restored is not None:
             with self._lock:
-                self.desired = DesiredState.from_dict(saved)
+                self.desired = restored
                 result = self._reconcile(force_host=True, full=True)
                 self._update_engine()
             self.events.emit(
@@ -164,42 +195,77 @@ class Agent:
         self.events.flush(self.redis)
 
     # -- desired state ---------------------------------------------------------------------------------------
-    def apply_desired(self, desired: dict, job_id: int | None = None) -> dict:
-        """Store and apply a new desired state; report the result as an apply event (and return it)."""
+    def receive(self, message) -> dict:
+        """A signed desired state from the queue: verify it (signing.py), then `apply_desired`. Never raises.
+
+        Signature, this director's own name and the payload's shape are checked before anything else; a
+        message that fails is an error event and changes nothing (not the state file, not the kernel)."""
+        try:
+            payload = self.trust.open(message, self.name)
+        except signing.Rejected as exc:
+            return self._reject(f"rejected desired state: {exc}", None)
+        except Exception as exc:  # noqa: BLE001 - whatever arrives, the agent keeps serving
+            log.exception("verifying a desired state failed")
+            return self._reject(f"rejected desired state: {exc.__class__.__name__}: {exc}", None)
+        return self.apply_desired(payload["state"], job_id=payload.get("job_id"), trust=payload.get("trust"))
+
+    def _reject(self, reason: str, job_id: int | None, **extra) -> dict:
+        """Report a desired state that was not applied. The revision reported is the one still applied, so
+        a rejected message can never move the dashboard's idea of what this director runs."""
+        reason = reason[:1000]
+        result = {"revision": self.revision, "job_id": job_id, "ops": 0, "errors": [reason], **extra}
+        log.warning("%s", reason)
+        self.events.emit("apply", reason, level="error", data=result)
+        self._flush_soon()
+        return result
+
+    def apply_desired(self, desired, job_id: int | None = None, trust: list | None = None) -> dict:
+        """Validate, store and apply a new desired state; report the result as an apply event (and return it).
+
+        Order matters: the strict schema (schema.py) and the revision check run before the state file is
+        written, so nothing invalid or stale ever reaches disk or kernel. The revision must be newer than
+        the applied one; the same revision again is accepted only with the same content (a re-delivery).
+        Any exception after that is caught and reported as the job's failure: the agent keeps serving.
+        """
         started = time.monotonic()
         try:
-            state = DesiredState.from_dict(desired)
-        except (TypeError, ValueError, KeyError) as exc:
-            result = {
-                "revision": desired.get("revision", 0),
-                "job_id": job_id,
-                "ops": 0,
-                "errors": [f"invalid desired state: {exc}"],
-            }
-            self.events.emit("apply", f"rejected desired state: {exc}", level="error", data=result)
-            self._flush_soon()
-            return result
+            state = schema.parse(desired, external_dir=self.external_dir)
+        except schema.Invalid as exc:
+            return self._reject(f"invalid desired state: {exc}", job_id)
         with self._lock:
-            if self.desired is not None and state.revision < self.desired.revision:
-                result = {
-                    "revision": self.desired.revision,
-                    "job_id": job_id,
-                    "ops": 0,
-                    "errors": [],
-                    "stale": state.revision,
-                }
-                self.events.emit(
-                    "apply",
-                    f"ignored stale revision {state.revision} (have {self.desired.revision})",
-                    data=result,
+            if self.desired is not None and state.revision <= self.desired.revision:
+                if state == self.desired:
+                    result = {"revision": state.revision, "job_id": job_id, "ops": 0, "errors": []}
+                    self.events.emit("apply", f"revision {state.revision} is already applied", data=result)
+                    self._flush_soon()
+                    return result
+                return self._reject(
+                    f"rejected desired state: revision {state.revision} is not newer than the applied "
+                    f"revision {self.desired.revision}",
+                    job_id,
+                    stale=state.revision,
                 )
-                self._flush_soon()
-                return result
-            save_json(self.desired_path, state.to_dict())
+            try:
+                save_json(self.desired_path, state.to_dict())
+            except Exception as exc:  # noqa: BLE001 - a full disk must not leave a half-applied state
+                return self._reject(f"cannot store desired state: {exc}", job_id)
             self.desired = state
-            result = self._reconcile()
-            self._update_engine()
-        self.pair.update(state)
+            try:
+                result = self._reconcile()
+                self._update_engine()
+            except Exception as exc:  # noqa: BLE001 - reported as the job's failure, the agent keeps serving
+                log.exception("applying revision %s failed", state.revision)
+                result = {"ops": 0, "errors": [f"apply: {exc.__class__.__name__}: {exc}"[:500]]}
+        try:
+            self.pair.update(state)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("failover update failed")
+            result["errors"].append(f"failover: {exc}"[:500])
+        if trust:
+            try:
+                self.trust.learn(trust)
+            except Exception:  # noqa: BLE001 - keeping the old keys is safe; say so in the log
+                log.exception("could not store the signing keys named by revision %s", state.revision)
         result.update(job_id=job_id, revision=state.revision, seconds=round(time.monotonic() - started, 6))
         if result["errors"]:
             self._check_ipvs()  # a kernel without IPVS fails every apply: say so, not only "1 failed"
@@ -316,6 +382,17 @@ class Agent:
     def snapshot(self, dump: list | None = None) -> dict:
         """Kernel table with stats + last check results (report.py), for the `director.snapshot` task."""
         return self.reporter.snapshot(dump)
+
+    def reply(self, task_id: str, answer: dict) -> None:
+        """Answer a query task on this director's own reply key (keys.reply_key); the asker BLPOPs it."""
+        key = keys.reply_key(self.name, str(task_id))
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.rpush(key, json.dumps(answer, default=str))
+            pipe.expire(key, keys.REPLY_TTL)
+            pipe.execute()
+        except redis.RedisError as exc:  # the asker times out and says the director is not answering
+            log.warning("cannot send the reply to %s: %s", task_id, exc)
 
     def conntable(
         self,

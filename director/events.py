@@ -94,7 +94,9 @@ class EventLog:
             try:
                 pipe = redis_client.pipeline(transaction=False)
                 for ev in events:
-                    pipe.xadd(keys.EVENTS_STREAM, ev, maxlen=keys.EVENTS_MAXLEN, approximate=True)
+                    pipe.xadd(
+                        keys.events_stream(self.director), ev, maxlen=keys.EVENTS_MAXLEN, approximate=True
+                    )
                 pipe.execute()
             except Exception as exc:  # redis down or slow: keep everything on disk for the next try
                 log.debug("event flush failed, %d pending: %s", len(events), exc)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 
-EVENTS_STREAM = "umw:events"  # XADD by agents, consumed by the central worker into Event rows
 EVENTS_MAXLEN = 100_000
-EVENTS_CURSOR_KEY = "umw:events:cursor"  # the central side's read position in EVENTS_STREAM
+EVENTS_CURSORS_KEY = "umw:events:cursors"  # hash: director -> the central side's read position in its stream
 HISTORY_POINTS = 1800  # one hour at one sample every 2 s
 STATS_TTL = 30  # seconds a stats snapshot stays readable after the agent stops writing
 HEARTBEAT_TTL = 300
@@ -30,6 +29,11 @@ def queue(director: str) -> str:
     return f"director.{director}"
 
 
+def events_stream(director: str) -> str:
+    """A director's own event stream: XADD by its agent only (its Redis ACL), read by the central ingest."""
+    return f"umw:events:{director}"
+
+
 def heartbeat_key(director: str) -> str:
     return f"umw:hb:{director}"
 
@@ -40,6 +44,17 @@ def stats_key(director: str) -> str:
 
 def history_key(director: str, dest_id: str) -> str:
     return f"umw:hist:{director}:{dest_id}"
+
+
+def reply_key(director: str, task_id: str) -> str:
+    """Where a director's agent puts its answer to a query task (RPUSH, short TTL); the asker BLPOPs it.
+
+    Not Celery's result backend: storing a result makes the worker GET every `celery-task-meta-*` key,
+    which would let one director read the answers meant for the others (see director/acl.py)."""
+    return f"umw:reply:{director}:{task_id}"
+
+
+REPLY_TTL = 60
 
 
 def _host(address: str) -> str:

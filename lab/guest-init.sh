@@ -62,6 +62,7 @@ director)
     j=0
     while [ -f /run/agent.hold ] && [ $j -lt 18000 ]; do sleep 0.2; j=$((j + 1)); done
     $PY -m director run --name "$LAB_NAME" --redis redis://100.64.0.1:6379/0 --state-dir "$RUN/$LAB_NAME" \
+      --redis-password-file "$RUN/$LAB_NAME.redis-pass" --trust "$RUN/central.pub" \
       --loglevel "${UMW_LOGLEVEL:-INFO}" >>"$RUN/$LAB_NAME.agent.log" 2>&1
     t "agent exited ($?), restarting"
     i=$((i + 1))

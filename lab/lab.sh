@@ -16,6 +16,9 @@
 #        lab.sh exec 'COMMAND'        one-shot guest: topology + COMMAND from the repo root; exit = COMMAND's
 #        lab.sh redis-stop | redis-start   stop/start the product Redis (fault tests; data kept on disk)
 #        lab.sh halt NAME             halt one guest at once (mconsole halt: nothing inside gets to clean up)
+#        lab.sh central-url           the product Redis URL for the central side (user central + its password)
+# Secrets (made by `up`, removed by `down`): $RUN/redis-central.pass, $RUN/labK.redis-pass (director.labK's
+# Redis password), $RUN/signing (the dashboard's signing key ring), $RUN/central.pub (what the agents trust).
 # Env: UMW_LAB_DIR (/tmp/umw-lab), LAB_NS (umwlab), LAB_MEM (384M), LAB_UML_TMP (/dev/shm), LAB_READY_TIMEOUT (120),
 #      LAB_GUEST_TIMEOUT (1800, one-shot guests), LAB_PIN (0; 1 pins each guest to one CPU).
 set -u
@@ -44,18 +47,53 @@ net_up() {
   fi
 }
 
+secret() {  # file: a random password in it (made once, mode 0600)
+  [ -s "$1" ] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$1")
+}
+ping_redis() {  # sockname: PONG from it (the product Redis as the central user: it has no default user)
+  if [ "$1" = redis ]; then
+    REDISCLI_AUTH=$(cat "$RUN/redis-central.pass") redis-cli --no-auth-warning --user central -s "$RUN/redis.sock" ping 2>/dev/null | grep -q PONG
+  else redis-cli -s "$RUN/$1.sock" ping 2>/dev/null | grep -q PONG; fi
+}
 redis_one() {  # port sockname [extra args]: a Redis inside our namespace, TCP for guests, a unix socket for us
   local port=$1 sock=$2; shift 2
-  if [ -S "$RUN/$sock.sock" ] && redis-cli -s "$RUN/$sock.sock" ping >/dev/null 2>&1; then return 0; fi
+  if [ -S "$RUN/$sock.sock" ] && ping_redis "$sock"; then return 0; fi
   ip netns exec $NS redis-server --bind 100.64.0.1 --port "$port" --protected-mode no \
     --unixsocket "$RUN/$sock.sock" --unixsocketperm 770 --daemonize yes \
     --pidfile "$RUN/$sock.redis-pid" --logfile "$RUN/$sock.log" --dir "$RUN" "$@"
-  for _ in $(seq 100); do redis-cli -s "$RUN/$sock.sock" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  for _ in $(seq 100); do ping_redis "$sock" && return 0; sleep 0.05; done
   log "redis ($sock) did not come up, see $RUN/$sock.log"; return 1
 }
 redis_product() {
-  # the product Redis keeps an append-only file so a restart (fault test) loses no event or queued task
-  redis_one 6379 redis --appendonly yes --appendfilename redis.aof --appendfsync everysec --save ''
+  # the product Redis keeps an append-only file so a restart (fault test) loses no event or queued task.
+  # ACLs as in production (director/acl.py): no default user, the central user by password, and one user per
+  # lab director (director.labK, password in $RUN/labK.redis-pass) that may touch only that director's keys.
+  local rules
+  secret "$RUN/redis-central.pass"
+  rules=$(cd "$REPO" && "$REPO/.venv/bin/python" -c 'from director import acl; print(" ".join(acl.CENTRAL_RULES))') || return 1
+  set -f  # the rules hold globs (~* &*)
+  # shellcheck disable=SC2086
+  redis_one 6379 redis --appendonly yes --appendfilename redis.aof --appendfsync everysec --save '' \
+    --user default off --user central ">$(cat "$RUN/redis-central.pass")" $rules
+  local rc=$?
+  set +f
+  [ $rc = 0 ] || return 1
+  # users made at run time are not in the append-only file: (re)make the lab directors' after every start
+  local f
+  for f in "$RUN"/lab*.redis-pass; do [ -e "$f" ] && { director_user "$(basename "$f" .redis-pass)" || return 1; }; done
+  return 0
+}
+central_url() { echo "unix://central:$(cat "$RUN/redis-central.pass")@$RUN/redis.sock"; }
+director_user() {  # name: its password file and its Redis ACL user
+  secret "$RUN/$1.redis-pass"
+  (cd "$REPO" && UMW_REDIS_URL=$(central_url) "$REPO/.venv/bin/python" -m director redis-user --name "$1" \
+    --password-file "$RUN/$1.redis-pass") || { log "cannot make the Redis user of $1"; return 1; }
+}
+signing_up() {  # the central signing key ring of the lab's dashboard, and the public key the agents trust
+  # (what `manage.py signing_key show` prints, without needing the dashboard's settings)
+  (cd "$REPO" && "$REPO/.venv/bin/python" -c 'import sys; from director import signing
+print(signing.public_line(signing.KeyRing(sys.argv[1]).ensure().public_key()))' "$RUN/signing") >"$RUN/central.pub.tmp" &&
+    mv "$RUN/central.pub.tmp" "$RUN/central.pub" || { log "cannot make the signing key"; return 1; }
 }
 redis_up() {
   redis_product || return 1
@@ -65,7 +103,7 @@ redis_down() {  # sockname
   local sock=$1 pid
   [ -f "$RUN/$sock.redis-pid" ] || return 0
   pid=$(cat "$RUN/$sock.redis-pid")
-  redis-cli -s "$RUN/$sock.sock" shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+  kill "$pid" 2>/dev/null  # SIGTERM: Redis shuts down cleanly (the append-only file is synced)
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
   rm -f "$RUN/$sock.redis-pid" "$RUN/$sock.sock"
@@ -144,10 +182,12 @@ cmd_up() {
   need_root; need_uml
   t0=$(now)
   net_up && redis_up || return 1
+  [ -s "$RUN/central.pub" ] || signing_up || return 1
   for k in $(seq "$n"); do
     if [ -f "$RUN/lab$k.pid" ] && kill -0 "$(cat "$RUN/lab$k.pid")" 2>/dev/null; then
       log "lab$k already running"; continue
     fi
+    director_user "lab$k" || return 1
     rm -rf "${RUN:?}/lab$k"; mkdir -p "$RUN/lab$k"   # the agent's state dir: a new lab starts clean
     echo "$traffic" >"$RUN/lab$k.traffic"
     guest_start "lab$k" "$k" director || return 1
@@ -173,12 +213,13 @@ cmd_down() {
   redis_down redis; redis_down ctl
   ip netns del $NS 2>/dev/null
   rm -rf "${RUN:?}/uml" "$RUN"/*.topo "$RUN"/*.labctl "$RUN"/redis.aof* "$RUN"/appendonlydir
+  rm -rf "$RUN"/*.redis-pass "$RUN"/redis-central.pass "$RUN"/signing "$RUN"/central.pub "$RUN"/trusted_keys.json
   log "down"
 }
 
 cmd_status() {
   ip netns list | grep -q "^$NS" && echo "netns $NS: present" || echo "netns $NS: absent"
-  for s in redis ctl; do printf '%s redis: ' "$s"; redis-cli -s "$RUN/$s.sock" ping 2>/dev/null || echo down; done
+  for s in redis ctl; do printf '%s redis: ' "$s"; ping_redis "$s" && echo up || echo down; done
   local f n p
   for f in "$RUN"/*.pid; do
     [ -e "$f" ] || continue
@@ -216,5 +257,6 @@ case "${1:-}" in
   halt) need_root; [ -n "${2:-}" ] || { log "usage: lab.sh halt NAME"; exit 2; }; t=$(now); guest_kill "$2"; log "$2 halted"; echo "$t" ;;
   redis-stop) redis_down redis; log "product redis stopped" ;;
   redis-start) net_up && redis_product && log "product redis started" ;;
+  central-url) central_url ;;
   *) sed -n '2,20p' "$0"; exit 2 ;;
 esac

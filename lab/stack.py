@@ -35,6 +35,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+def central_redis_url(lab_dir: str) -> str:
+    """The lab's product Redis as the central side's ACL user (lab.sh made the password)."""
+    with open(os.path.join(lab_dir, "run", "redis-central.pass")) as f:
+        return f"unix://central:{f.read().strip()}@{lab_dir}/run/redis.sock"
+
+
+def signing_dir(lab_dir: str) -> str:
+    """The lab dashboard's signing key ring; the lab's agents trust its public key (lab.sh)."""
+    return os.path.join(lab_dir, "run", "signing")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,7 +66,7 @@ class Stack:
             os.environ,
             UMW_LAB_DIR=self.lab_dir,
             DATABASE_URL=f"sqlite:///{self.tmp}/db.sqlite3",
-            REDIS_URL=f"unix://{self.lab_dir}/run/redis.sock",
+            UMW_SIGNING_DIR=signing_dir(self.lab_dir),
             SECRET_KEY="e2e",
             DJANGO_SETTINGS_MODULE="ultramonkey_web.settings",
             PYTHONPATH=REPO,
@@ -103,6 +114,7 @@ class Stack:
         up = self.lab("up", "1", timeout=240)
         if up.returncode:
             raise RuntimeError(f"lab up failed:\n{up.stdout}\n{up.stderr}")
+        self.env["REDIS_URL"] = central_redis_url(self.lab_dir)  # made by `lab up`
         os.environ["UMW_LAB_DIR"] = self.lab_dir
         sys.path.insert(0, os.path.join(REPO, "lab"))
         import labtasks

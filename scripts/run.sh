@@ -37,7 +37,10 @@ export SECRET_KEY=${SECRET_KEY:-$(cat "$RUN/secret_key")}
 
 log "starting the lab director (UML guest) and its Redis"
 lab/lab.sh up 1 --traffic || { log "lab failed to start"; exit 1; }
-export REDIS_URL="unix://$UMW_LAB_DIR/run/redis.sock"
+# the central side logs in to Redis as its own ACL user and signs desired states with the lab's key ring,
+# whose public key the lab's agents trust (README "Security model")
+REDIS_URL=$(lab/lab.sh central-url) || exit 1
+export REDIS_URL UMW_SIGNING_DIR="$UMW_LAB_DIR/run/signing"
 
 $PY manage.py migrate --noinput -v0
 $PY manage.py setup --demo lab1

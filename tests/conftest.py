@@ -1,17 +1,18 @@
-"""Shared test fixtures: a real, private Redis for the whole session.
+"""Shared test fixtures: a real, private Redis for the whole session, with the product's ACLs.
 
-We start our own `redis-server` on a free loopback port (nothing persisted) so tests can flush it freely;
-if the binary is missing we fall back to the machine's Redis on 127.0.0.1:6379, database 15.
+We start our own `redis-server` on a free loopback port (nothing persisted) so tests can flush it freely.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -22,59 +23,112 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def redis_url():
-    """URL of a real Redis for this test session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield "redis://127.0.0.1:6379/15"
-        return
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="umw-redis-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            tmp,
-            "--protected-mode",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+class PrivateRedis:
+    """A throwaway redis-server on a loopback port with the product's ACLs (director/acl.py): the default
+    user is off, `central` has the central side's rules and `admin` is the tests' own (FLUSHDB, ACL LOG).
+    Everything talks to it with a password, so every test runs through the same ACLs as production.
+    `tls`: {"cert", "key", "ca"} files to serve TLS (rediss://) instead of plain TCP, clients verified."""
+
+    def __init__(self, tls: dict | None = None):
+        from director import acl
+
+        self.binary = shutil.which("redis-server")
+        self.port = _free_port()
+        self.tmp = tempfile.mkdtemp(prefix="umw-redis-")
+        self.central_password = secrets.token_urlsafe(16)
+        self.admin_password = secrets.token_urlsafe(16)
+        self.tls = tls
+        args = [self.binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.tmp]
+        if tls:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", tls["cert"]]
+            args += [
+                "--tls-key-file",
+                tls["key"],
+                "--tls-ca-cert-file",
+                tls["ca"],
+                "--tls-auth-clients",
+                "yes",
+            ]
+        else:
+            args += ["--port", str(self.port)]
+        args += [
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "admin",
+            "on",
+            f">{self.admin_password}",
+            "~*",
+            "&*",
+            "+@all",
+        ]
+        args += ["--user", "central", f">{self.central_password}", *acl.CENTRAL_RULES]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("private redis-server did not start")
+
+    def url(self, user: str = "central", password: str | None = None) -> str:
+        password = password or {"central": self.central_password, "admin": self.admin_password}[user]
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("private redis-server did not start")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is missing (apt-get install redis-server)")
+    server = PrivateRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    """URL of a real Redis for this test session, as the central side's ACL user."""
+    return redis_server.url("central")
+
+
+@pytest.fixture(scope="session")
+def signing_dir(tmp_path_factory):
+    """The central signing key ring of this test session (made on first use, like in production)."""
+    return str(tmp_path_factory.mktemp("signing") / "keys")
 
 
 @pytest.fixture
-def redis_client(redis_url):
+def redis_admin(redis_server):
+    """An unrestricted connection to the test Redis (the tests' own user, never the product's)."""
     import redis
 
+    r = redis.Redis.from_url(redis_server.url("admin"), decode_responses=True)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def redis_client(redis_url, redis_admin):
+    """The central side's connection, on an empty database."""
+    import redis
+
+    redis_admin.flushdb()
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    r.flushdb()
     yield r
     r.close()
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from director import transport
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -116,7 +118,27 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
     )
 }
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+
+
+def private_sqlite(path) -> None:
+    """The SQLite file holds password hashes, token hashes, check passwords and pair secrets: create it mode
+    0600 before SQLite does (SQLite would use the umask, often world-readable)."""
+    path = str(path)
+    if (
+        path in ("", ":memory:")
+        or path.startswith("file:")
+        or not os.path.isdir(os.path.dirname(path) or ".")
+    ):
+        return
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:  # a read-only checkout (the lab's guests): SQLite will say so if it is really used
+        pass
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    private_sqlite(DATABASES["default"]["NAME"])
+else:
     # a test database of this process's own: two test runs against one server must not drop each other's
     DATABASES["default"]["TEST"] = {"NAME": f"test_umw_{os.getpid()}"}
 
@@ -150,18 +172,20 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 
+# The central side's Redis user and password go in the URL: redis://central:PASSWORD@host:6379/0,
+# rediss://... for TLS with REDIS_CA (private CA file) and, for mutual TLS, REDIS_CERT + REDIS_KEY.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_TLS = transport.env_tls("REDIS_")
+REDIS_OPTIONS = transport.redis_options(**REDIS_TLS)
 
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", transport.celery_url(REDIS_URL))
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", transport.celery_url(REDIS_URL))
+CELERY_BROKER_USE_SSL = transport.celery_ssl(**REDIS_TLS)
+CELERY_REDIS_BACKEND_USE_SSL = CELERY_BROKER_USE_SSL
 
-def celery_url(url: str) -> str:
-    """Celery (kombu) names the unix-socket transport redis+socket://, redis-py names it unix://."""
-    if url.startswith("unix://"):
-        return "redis+socket://" + url[len("unix://") :]
-    return url
-
-
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", celery_url(REDIS_URL))
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", celery_url(REDIS_URL))
+# The central Ed25519 key ring that signs every desired state (director/signing.py): 0700 directory,
+# made on first use. Agents hold its public key (`manage.py signing_key show`).
+UMW_SIGNING_DIR = os.environ.get("UMW_SIGNING_DIR") or str(BASE_DIR / "var" / "signing")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # Seconds without a heartbeat before an agent counts as stale / down on the overview.

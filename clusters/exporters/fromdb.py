@@ -20,7 +20,18 @@ def services_of(director: Director) -> list[ServicePlan]:
     return plans
 
 
-def export_director(director: Director, fmt: str) -> tuple[str, str]:
-    """(file name, text) of `director` in format `fmt`."""
-    text = export(services_of(director), fmt, title=f"{FILENAMES[fmt]} of director {director.name}")
+SECRET_FIELDS = ("passwd", "secret")  # check passwords and RADIUS secrets
+REDACTED = "REDACTED"
+
+
+def export_director(director: Director, fmt: str, *, redact: bool = False) -> tuple[str, str]:
+    """(file name, text) of `director` in format `fmt`; `redact` replaces check passwords and RADIUS
+    secrets, for users who may read the configuration but not change it."""
+    plans = services_of(director)
+    if redact:
+        for plan in plans:
+            for name in SECRET_FIELDS:
+                if getattr(plan, name):
+                    setattr(plan, name, REDACTED)
+    text = export(plans, fmt, title=f"{FILENAMES[fmt]} of director {director.name}")
     return f"{director.name}-{FILENAMES[fmt]}", text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from clusters import choices as C
@@ -162,6 +162,11 @@ def apply_plan(
             failed = _taken(VirtualService, unique)
         if failed is not None:
             result.errors.extend(_messages(sp.file, sp.line, f"{sp.label}: ", failed))
+            continue
+        try:  # an external check runs a program as root on the director: its own permission
+            ops.check_external_permission(vs, user)
+        except PermissionDenied as exc:
+            result.errors.append(Message(sp.file, sp.line, f"{sp.label}: {exc}"))
             continue
         taken.add(_service_key(vs))
         services.append((sp, vs))

@@ -25,7 +25,11 @@ def ingest_events() -> int:
 
 @shared_task(name="clusters.follow_up", ignore_result=True)
 def follow_up() -> int:
-    """Resend desired state to live agents that are behind; finish drains whose connections have gone."""
+    """Resend desired state to live agents that are behind; finish drains whose connections have gone; put
+    back the agents' Redis users if Redis lost them (restarted without an ACL file)."""
+    agents.ensure_director_users(
+        dict(Director.objects.exclude(redis_password_sha256="").values_list("name", "redis_password_sha256"))
+    )
     for director in Director.objects.filter(applied_revision__lt=F("desired_revision")):
         services.resync(director, agents.heartbeat(director.name))
     moved = 0

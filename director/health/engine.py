@@ -353,7 +353,7 @@ class HealthEngine:
         while True:
             while True:
                 before = job.health.up
-                result = await job.checker.check(job.target)
+                result = await self._attempt(job)
                 step = job.health.observe(result.ok)
                 if not step.retry:
                     break
@@ -365,6 +365,18 @@ class HealthEngine:
             if next_at < now:  # overran (slow check or overloaded loop): skip missed slots, do not burst
                 next_at = now + interval * random.random() * 0.1
             await asyncio.sleep(next_at - now)
+
+    @staticmethod
+    async def _attempt(job: _Job) -> CheckResult:
+        """One check; a checker that raises (a bug, or settings it cannot encode) fails the check with the
+        reason instead of ending the task - a dead task would leave a dead backend at full weight."""
+        try:
+            return await job.checker.check(job.target)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted as a failure, so failurecount/quiescent apply
+            log.exception("health check %s of %s raised", job.checker.name, job.target.address)
+            return CheckResult(False, 0.0, f"check error: {exc.__class__.__name__}: {exc}"[:120])
 
     def _record(self, job: _Job, result: CheckResult, before: bool | None) -> None:
         """Store the attempt's status; on a state change adjust counts and fire the callbacks."""

@@ -24,11 +24,11 @@ class Table:
 
 
 @pytest.fixture
-def table(tmp_path, redis_url, demo, settings):
+def table(tmp_path, redis_server, demo, settings):
     settings.UMW_CONNTABLE_TIMEOUT = 5
     t = Table(tmp_path / "ip_vs_conn")
     t.add("10.0.0.1", 40001)
-    with stand_in_agent(redis_url, demo.queue, str(t.path)):
+    with stand_in_agent(redis_server, demo.name, demo.queue, str(t.path), other_threads=True):
         yield t
 
 

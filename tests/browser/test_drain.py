@@ -29,6 +29,7 @@ def test_it_drains_without_a_page_reload(new_page, login, live_server, operator,
             "data": f'{{"revision": {job.revision}, "job_id": {job.pk}}}',
         },
         ingest._Lookup(),
+        demo.name,
     )
     page.locator(f"#real-{rs1.pk} .job-applied").wait_for()
     page.locator(f"#real-{rs1.pk} button:has-text('Maintenance when drained')").click()

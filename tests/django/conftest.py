@@ -6,10 +6,11 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _redis_settings(settings, redis_url, redis_client):
+def _redis_settings(settings, redis_url, redis_client, signing_dir):
     from clusters import agents
     from ultramonkey_web.celery import app
 
+    settings.UMW_SIGNING_DIR = signing_dir
     settings.REDIS_URL = redis_url
     settings.CELERY_BROKER_URL = redis_url
     agents.client.cache_clear()

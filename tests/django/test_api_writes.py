@@ -1,6 +1,5 @@
 """Writes over the API: the web pages' ModelForms fed with JSON, so the same checks and the same errors."""
 
-import base64
 import json
 
 import pytest
@@ -8,6 +7,7 @@ from django.urls import reverse
 
 from clusters.models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
+from .queued import last_apply
 from .snapshots import fresh_celery_pools  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_celery_pools")]
@@ -21,13 +21,6 @@ def _call(client, user, method, url, payload=None):
         content_type="application/json",
         headers={"Authorization": f"Bearer {secret}"},
     )
-
-
-def _last_apply(redis_client, queue: str) -> dict:
-    body = json.loads(redis_client.lindex(queue, 0))
-    assert body["headers"]["task"] == "director.apply"
-    args, _, _ = json.loads(base64.b64decode(body["body"]))
-    return args[0]
 
 
 def _rs(demo, address="192.168.1.4", port=80):
@@ -69,7 +62,7 @@ def test_it_creates_a_service_and_its_reals(
     event = Event.objects.get(kind="user", service=vs)
     assert event.user == admin_user and event.message.startswith("created virtual service")
     assert ApplyJob.objects.filter(director=demo, user=admin_user).count() == 1
-    assert any(s["port"] == 8080 for s in _last_apply(redis_client, "director.lab1")["services"])
+    assert any(s["port"] == 8080 for s in last_apply(redis_client, "director.lab1")["services"])
 
     url = reverse("api_service_reals", args=[vs.pk])
     with django_capture_on_commit_callbacks(execute=True):
@@ -80,7 +73,7 @@ def test_it_creates_a_service_and_its_reals(
     assert response.json()["id"] == rs.pk and response.json()["weight"] == 3
     assert Event.objects.filter(kind="user", server=rs, user=admin_user).exists()
     assert ApplyJob.objects.filter(director=demo).count() == 2
-    (svc,) = [s for s in _last_apply(redis_client, "director.lab1")["services"] if s["port"] == 8080]
+    (svc,) = [s for s in last_apply(redis_client, "director.lab1")["services"] if s["port"] == 8080]
     assert [r["address"] for r in svc["reals"]] == ["192.168.1.9"]
 
 
@@ -158,7 +151,7 @@ def test_it_patches_the_weight_and_pushes(
     event = Event.objects.get(kind="user", server=rs1)
     assert event.user == admin_user and event.data == {"changed": ["weight"]}
     assert ApplyJob.objects.get().user == admin_user
-    (web,) = [s for s in _last_apply(redis_client, "director.lab1")["services"] if s["port"] == 80]
+    (web,) = [s for s in last_apply(redis_client, "director.lab1")["services"] if s["port"] == 80]
     assert {r["address"]: r["weight"] for r in web["reals"]}["192.168.1.4"] == 9
 
 
@@ -217,7 +210,7 @@ def test_it_decommissions_a_deleted_director(
         response = _call(client, admin_user, "delete", reverse("api_director", args=[demo.pk]))
     assert response.status_code == 204
     assert not Director.objects.filter(pk=demo.pk).exists()
-    desired = _last_apply(redis_client, "director.lab1")
+    desired = last_apply(redis_client, "director.lab1")
     assert desired["revision"] == revision + 1 and desired["services"] == [] and desired["vips"] == []
     assert Event.objects.get(message__startswith="deleted director lab1").user == admin_user
 

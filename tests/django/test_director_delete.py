@@ -1,20 +1,12 @@
 """Deleting a director tells its agent to take our services, VIPs and masquerade out of its kernel."""
 
-import base64
-import json
-
 import pytest
 
 from clusters.models import Director, Event, VirtualService
 
+from .queued import last_apply
+
 pytestmark = pytest.mark.django_db
-
-
-def _last_apply(redis_client, queue: str) -> list:
-    body = json.loads(redis_client.lindex(queue, 0))
-    assert body["headers"]["task"] == "director.apply"
-    args, kwargs, _ = json.loads(base64.b64decode(body["body"]))
-    return args
 
 
 def test_it_sends_an_empty_newer_state_and_deletes_the_director(
@@ -27,7 +19,7 @@ def test_it_sends_an_empty_newer_state_and_deletes_the_director(
     assert resp.status_code == 302
     assert not Director.objects.filter(pk=demo.pk).exists()
     assert not VirtualService.objects.exists()
-    (desired,) = _last_apply(redis_client, "director.lab1")
+    desired = last_apply(redis_client, "director.lab1")
     assert desired["director"] == "lab1" and desired["revision"] == revision + 1
     assert desired["services"] == [] and desired["vips"] == [] and desired["masquerade"] == []
     assert desired["ip_forward"] is False  # leave the sysctl alone

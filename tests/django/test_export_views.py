@@ -51,3 +51,21 @@ def test_it_exports_from_the_command_line(demo, tmp_path):
     assert target.read_text() == export_director(demo, "ldirectord")[1]
     with pytest.raises(CommandError, match="unknown director"):
         call_command("export_config", "--director", "nosuch", "--format", "ipvsadm")
+
+
+def test_it_redacts_check_passwords_and_radius_secrets_for_viewers(client, viewer, admin_user, demo):
+    vs = demo.services.get(port=80)
+    vs.check_service, vs.login, vs.passwd, vs.secret = (
+        "radius",
+        "monitor",
+        "s3cr3t-pw",
+        "radius-shared-secret",
+    )
+    vs.save()
+    client.force_login(viewer)
+    seen = client.get(reverse("io_export", args=[demo.pk, "ldirectord"])).content.decode()
+    assert "s3cr3t-pw" not in seen and "radius-shared-secret" not in seen
+    assert 'passwd="REDACTED"' in seen and 'secret="REDACTED"' in seen and 'login="monitor"' in seen
+    client.force_login(admin_user)
+    full = client.get(reverse("io_export", args=[demo.pk, "ldirectord"])).content.decode()
+    assert 'passwd="s3cr3t-pw"' in full and 'secret="radius-shared-secret"' in full

@@ -1,6 +1,7 @@
 """Upload -> preview (warnings with lines, nothing written) -> confirm -> created; admins only."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -23,6 +24,8 @@ def _upload(client, director, *files, **data):
 
 
 def test_it_previews_without_writing_and_imports_on_confirm(client, admin_user, director):
+    # ldirectord-full.cf has an external check: importing it needs that permission too
+    admin_user.user_permissions.add(Permission.objects.get(codename="change_external_check"))
     client.force_login(admin_user)
     response = _upload(client, director, "ldirectord-full.cf", "ldirectord-extra.cf", hosts=read("hosts"))
     assert response.status_code == 200

@@ -12,7 +12,7 @@ VIP = "172.16.10.52"
 
 
 @pytest.fixture
-def agent(redis_url, demo, tmp_path):
+def agent(redis_server, demo, tmp_path):
     proc = tmp_path / "ip_vs_conn"
     lines = [
         line(f"10.0.0.{1 + i % 3}", 40000 + i, VIP, 80, "192.168.1.4", 80, "ESTABLISHED", 890 - i)
@@ -20,7 +20,7 @@ def agent(redis_url, demo, tmp_path):
     ]
     lines.append(line("10.0.0.9", 50000, VIP, 5500, "192.168.1.5", 5500, "TIME_WAIT", 30))
     proc.write_text(proc_text(lines))
-    with stand_in_agent(redis_url, demo.queue, str(proc)) as asked:
+    with stand_in_agent(redis_server, demo.name, demo.queue, str(proc)) as asked:
         yield asked
 
 

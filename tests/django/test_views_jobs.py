@@ -32,6 +32,7 @@ def test_it_stops_polling_once_applied(client, viewer, job, demo):
             "data": f'{{"revision": {job.revision}, "job_id": {job.pk}}}',
         },
         ingest._Lookup(),
+        demo.name,
     )
     client.force_login(viewer)
     response = client.get(reverse("job_status", args=[job.pk]), headers=HX)
@@ -49,6 +50,7 @@ def test_it_shows_the_error_of_a_failed_apply(client, viewer, job, demo):
             "data": f'{{"revision": {job.revision}, "job_id": {job.pk}, "errors": ["EEXIST on add dest"]}}',
         },
         ingest._Lookup(),
+        demo.name,
     )
     client.force_login(viewer)
     response = client.get(reverse("job_status", args=[job.pk]), headers=HX)

@@ -3,9 +3,6 @@ the user, pushed); nested objects get their parent from the URL; the read side n
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 from django.urls import reverse
 
@@ -13,6 +10,7 @@ from clusters import live, services
 from clusters.desired import desired_state
 from clusters.models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
+from .queued import queued_states
 from .snapshots import fresh_celery_pools  # noqa: F401
 from .test_forms import _vs
 
@@ -37,9 +35,8 @@ def superuser(django_user_model):
 
 
 def _queued(redis_client, director) -> list[dict]:
-    """The desired states waiting on the director's queue, oldest first."""
-    messages = [json.loads(m) for m in reversed(redis_client.lrange(director.queue, 0, -1))]
-    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+    """The desired states waiting on the director's queue, oldest first (signatures checked)."""
+    return queued_states(redis_client, director.queue, director.name)
 
 
 # -- nested create views -----------------------------------------------------------------------------------

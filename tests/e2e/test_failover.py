@@ -1,8 +1,8 @@
 """A director pair in the lab on keepalived's VRRP: lab1 (priority 150) and lab2 (100) share the VIPs
 100.64.0.200 and fd00:64::200 on the lab bridge.
 
-No dashboard and no database here: the desired states go straight to the agents' queues, the way
-clusters/agents.py sends them, so what is proven is the agents and their keepalived with the central side
+No dashboard and no database here: the desired states go straight to the agents' queues, signed with
+the lab's key ring the way clusters/agents.py sends them, so what is proven is the agents and their keepalived with the central side
 doing nothing at all (and, in one test, with the product Redis stopped too). Every guest has its own
 client/rs1/rs2 topology behind VIP:80 (masq), so whichever director is MASTER answers; VIP:8080 goes by
 direct routing to one real server shared by both directors (a namespace on the lab bridge), so a TCP
@@ -109,13 +109,18 @@ class Lab:
     """Two lab directors, the product Redis (desired states in, snapshots out) and the lab control channel."""
 
     def __init__(self):
-        self.env = dict(os.environ, UMW_LAB_DIR=LAB_DIR, LAB_NS=LAB_NS)
-        sock = f"{LAB_DIR}/run/redis.sock"
+        env = dict(os.environ, UMW_LAB_DIR=LAB_DIR, LAB_NS=LAB_NS)
+        self.env = env
         from celery import Celery
+        from stack import central_redis_url, signing_dir
 
-        url = f"redis+socket://{sock}"
-        self.product = Celery("umw_e2e_failover", broker=url, backend=url, fixups=[])
-        self.product.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+        from director import transport
+        from director.signing import KeyRing
+
+        url = central_redis_url(LAB_DIR)  # the central side's Redis user, as the dashboard logs in
+        self.product = Celery("umw_e2e_failover", broker=transport.celery_url(url), backend=None, fixups=[])
+        self.product.conf.update(task_serializer="json", accept_content=["json"])
+        self.keyring = KeyRing(signing_dir(LAB_DIR))
         os.environ["UMW_LAB_DIR"] = LAB_DIR
         sys.path.insert(0, os.path.join(REPO, "lab"))
         import labtasks
@@ -123,16 +128,30 @@ class Lab:
         self.ctl = labtasks.app
         import redis
 
-        self.redis = redis.Redis(unix_socket_path=sock, decode_responses=True, socket_timeout=3)
+        self.redis = redis.Redis.from_url(url, decode_responses=True, socket_timeout=3)
         self.revision = 1
 
     def sh(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
         return subprocess.run([LAB_SH, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
-    def apply(self, name: str, state: dict) -> dict:
-        return self.product.send_task("director.apply", args=[state], queue=f"director.{name}").get(
-            timeout=60
-        )
+    def apply(self, name: str, state: dict, timeout: float = 60) -> dict:
+        """Sign and queue `state`; the agent's apply event for that revision (its data: ops, errors...)."""
+        from director import keys
+
+        stream = keys.events_stream(name)
+        last = self.redis.xrevrange(stream, count=1)
+        after = last[0][0] if last else "0-0"
+        message = self.keyring.sign(director=name, revision=state["revision"], state=state, job_id=None)
+        self.product.send_task(keys.APPLY_TASK, args=[message], queue=keys.queue(name), ignore_result=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _, entries in self.redis.xread({stream: after}, block=1000) or ():
+                for entry_id, fields in entries:
+                    after = entry_id
+                    data = json.loads(fields.get("data") or "{}")
+                    if fields.get("kind") == "apply" and data.get("revision") == state["revision"]:
+                        return data
+        raise TimeoutError(f"{name} did not report applying revision {state['revision']}")
 
     def apply_both(self, preempt: bool = True) -> None:
         self.revision += 1

@@ -146,7 +146,8 @@ def test_it_quiesces_a_failed_real_server_and_restores_it(agent, redis_client):
     assert wait_for(lambda: ipvsadm_table()[f"TCP {VIP}:80"].get("192.168.1.4:80") == 1, 10, 0.05)
     agent.events.flush(agent.redis)
     events = [
-        json.loads(f["event"]) if "event" in f else f for _, f in redis_client.xrange(keys.EVENTS_STREAM)
+        json.loads(f["event"]) if "event" in f else f
+        for _, f in redis_client.xrange(keys.events_stream("kt"))
     ]
     text = json.dumps(events)
     assert "192.168.1.4:80" in text and "is down" in text and "is up" in text
@@ -198,7 +199,7 @@ def test_it_acts_on_checks_and_buffers_events_while_redis_is_unreachable(tmp_pat
         sent = a.events.flush(redis.Redis.from_url(redis_url, decode_responses=True))
         assert sent == len(pending)
         assert a.events.pending() == []
-        assert redis_client.xlen(keys.EVENTS_STREAM) >= sent
+        assert redis_client.xlen(keys.events_stream("kt")) >= sent
     finally:
         a.stop()
         a.apply_desired(DesiredState(director="kt", revision=10**9).to_dict())

@@ -177,7 +177,8 @@ def our_table(name: str, redis_url: str, state_dir: Path) -> frozenset[str]:
     director = Director.objects.create(name="oracle", wan_interface="wan", masquerade=False)
     result = apply_plan(plan, director)
     assert not result.errors, result.errors
-    agent = Agent("oracle", str(state_dir), redis_url)
+    # the external check's program (ld16) lives in the scratch directory: this director allows it
+    agent = Agent("oracle", str(state_dir), redis_url, external_dir=str(SCRATCH))
     agent.start()
     try:
         assert agent.apply_desired(desired_state(director).to_dict())["errors"] == []

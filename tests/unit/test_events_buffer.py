@@ -21,7 +21,7 @@ def test_it_sends_the_backlog_in_order_when_redis_returns(tmp_path, redis_client
     for i in range(5):
         log.emit("check", f"event {i}")
     assert log.flush(redis_client) == 5
-    entries = redis_client.xrange(keys.EVENTS_STREAM)
+    entries = redis_client.xrange(keys.events_stream("d1"))
     assert [f["message"] for _, f in entries] == [f"event {i}" for i in range(5)]
     assert log.pending() == []
 

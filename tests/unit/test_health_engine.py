@@ -269,3 +269,33 @@ def test_it_can_be_stopped_and_started_again(health_servers):
         assert events.next()[2] is True  # same configuration, fresh state
     finally:
         eng.stop()
+
+
+def test_it_counts_a_checker_that_raises_as_a_failed_check_and_keeps_checking():
+    """A checker bug (or settings it cannot encode) must fail the check, not end its task: a dead task would
+    leave a dead backend at full weight."""
+    from director.health.base import Checker
+
+    calls = []
+
+    class Exploding(Checker):
+        name = "exploding"
+
+        async def check(self, target):  # bypasses Checker.check's own safety net on purpose
+            calls.append(time.monotonic())
+            raise UnicodeEncodeError("latin-1", "\u00e9", 0, 1, "ordinal not in range(256)")
+
+    events = Events()
+    eng = HealthEngine(events.on_change, checker_factory=lambda spec, protocol: Exploding(spec), jitter=False)
+    eng.start()
+    try:
+        eng.update([service([1], interval=0.05)])
+        _, _, up, result, _ = events.next()
+        assert up is False and result.reason.startswith("check error: UnicodeEncodeError")
+        seen = len(calls)
+        time.sleep(0.3)
+        assert len(calls) > seen  # the task is still alive and checking
+        status = eng.result(("tcp", "192.0.2.1", 80), ("127.0.0.1", 1))
+        assert status.up is False and status.failures == status.checks >= 2
+    finally:
+        eng.stop()

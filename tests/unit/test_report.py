@@ -104,7 +104,7 @@ def test_it_reports_drift_once_and_again_when_it_is_gone(director, redis_client)
     assert director.reporter.last_drift == []
     messages = [
         f["message"]
-        for _, f in redis_client.xrange(keys.EVENTS_STREAM)
+        for _, f in redis_client.xrange(keys.events_stream(director.reporter.name))
         if f["director"] == director.reporter.name
     ]
     assert messages == [

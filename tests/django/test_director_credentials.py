@@ -1,0 +1,72 @@
+"""A director's Redis credentials: issued once by a command, only their hash kept, put back if Redis forgets."""
+
+import io
+
+import pytest
+import redis
+from django.core.management import CommandError, call_command
+
+from clusters.models import Director, Event
+from director import acl, keys
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_user_left")]
+
+
+@pytest.fixture
+def no_user_left(redis_client):
+    """Leave Redis as the next module expects it: no director user made here survives the test."""
+    yield
+    for name in ("lab1", "lab2"):
+        if redis_client.acl_getuser(acl.username(name)) is not None:
+            acl.delete_director_user(redis_client, name)
+
+
+def _issue(name: str, *flags: str) -> str:
+    out = io.StringIO()
+    call_command("director_credentials", name, *flags, stdout=out, stderr=io.StringIO())
+    return out.getvalue().strip()
+
+
+def _as(redis_server, name: str, password: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url(acl.username(name), password), decode_responses=True)
+
+
+def test_it_prints_the_password_once_and_keeps_only_its_hash(demo, redis_server, redis_client):
+    password = _issue("lab1")
+    demo.refresh_from_db()
+    assert demo.redis_password_sha256 == acl.password_hash(password)
+    assert password not in str(Director.objects.filter(pk=demo.pk).values().get())
+    agent = _as(redis_server, "lab1", password)
+    agent.xadd(keys.events_stream("lab1"), {"director": "lab1"})
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        agent.xadd(keys.events_stream("lab2"), {"director": "lab2"})
+    assert Event.objects.filter(
+        director=demo, message__contains="issued the agent's Redis credentials"
+    ).exists()
+
+
+def test_it_rotates_only_when_asked_and_the_old_password_stops_working(demo, redis_server, redis_client):
+    old = _issue("lab1")
+    with pytest.raises(CommandError, match="already has credentials"):
+        _issue("lab1")
+    new = _issue("lab1", "--rotate")
+    assert _as(redis_server, "lab1", new).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _as(redis_server, "lab1", old).ping()
+
+
+def test_the_central_worker_puts_back_a_user_redis_forgot(demo, redis_server, redis_client):
+    password = _issue("lab1")
+    from clusters import agents
+
+    acl.delete_director_user(redis_client, "lab1")  # e.g. Redis restarted without an ACL file
+    # what the central worker's follow_up does every 5 s
+    agents.ensure_director_users(
+        dict(Director.objects.exclude(redis_password_sha256="").values_list("name", "redis_password_sha256"))
+    )
+    assert _as(redis_server, "lab1", password).ping()
+
+
+def test_it_names_an_unknown_director(db):
+    with pytest.raises(CommandError, match="unknown director 'nope'"):
+        _issue("nope")
