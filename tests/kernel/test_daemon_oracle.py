@@ -143,7 +143,9 @@ def daemon_table(name: str) -> frozenset[str]:
         got, last = one_daemon_run(name)
         if got is not None:
             return got
-    pytest.fail(f"{name}: the daemon's table did not settle within {SETTLE_MAX} s twice; last seen: {sorted(last)}")
+    pytest.fail(
+        f"{name}: the daemon's table did not settle within {SETTLE_MAX} s twice; last seen: {sorted(last)}"
+    )
 
 
 def one_daemon_run(name: str) -> tuple[frozenset[str] | None, frozenset[str]]:
