@@ -33,10 +33,12 @@ def test_it_stores_garbage_entries_as_what_they_are_and_goes_on(demo, redis_clie
         },
     ]
     for fields in bad:
-        redis_client.xadd(keys.EVENTS_STREAM, fields)
+        redis_client.xadd(keys.events_stream(demo.name), fields)
     assert ingest.ingest() == 4
     stored = {e.source_id: e for e in Event.objects.filter(source_id__startswith="g")}
-    assert sorted(stored) == ["g1", "g2", "g3", "g4"]
+    assert sorted(stored) == ["g1", "g2", "g4"]  # g3's revision was never sent: dropped, said on the director
+    dropped = Event.objects.get(director=demo, message__startswith="dropped an event")
+    assert "revision x was never sent" in dropped.message and dropped.level == "error"
     assert stored["g2"].kind == "agent" and stored["g2"].level == "info"
     assert "not JSON" in stored["g1"].data["problem"]
     rs1.refresh_from_db()
