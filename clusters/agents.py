@@ -158,6 +158,51 @@ def delete_director_user(director: str) -> None:
         log.warning("cannot delete the Redis user of %s: %s", director, exc)
 
 
+DECOMMISSION_GRACE = 3600  # seconds a deleted director's agent keeps its login to fetch its last state
+
+
+def mark_decommissioned(director: str, now: float) -> None:
+    """Note when `director` was deleted: its Redis user lives on until its agent has taken the last desired
+    state (clear the kernel) from its queue, or DECOMMISSION_GRACE has passed (prune_director_users)."""
+    client().set(keys.decommissioned_key(director), str(now), ex=7 * 86400)
+
+
+def prune_director_users(existing: set[str], now: float) -> list[str]:
+    """Delete the Redis users (and queue, stream, heartbeat, stats) of directors deleted from the dashboard
+    (mark_decommissioned), once their agent has emptied its queue or the grace period is over; returns the
+    names pruned. Never raises.
+
+    Deleting a director must end its agent's access: otherwise its password would keep a login on the
+    broker for ever. ACL DELUSER also closes that user's open connections."""
+    pruned = []
+    try:
+        users = client().acl_users()
+        for user in users[:10_000]:  # bounded: far more than any fleet
+            name = user.removeprefix("director.")
+            if not user.startswith("director.") or name in existing:
+                continue
+            queue = keys.queue(name)
+            marked = client().get(keys.decommissioned_key(name))
+            if marked is None:
+                continue  # a user made outside the dashboard (e.g. the lab's): not ours to remove
+            try:
+                age = now - float(marked)
+            except ValueError:
+                age = DECOMMISSION_GRACE
+            if client().llen(queue) and age < DECOMMISSION_GRACE:
+                continue  # its last desired state is still waiting for it
+            acl.delete_director_user(client(), name)
+            client().delete(
+                queue, f"_kombu.binding.{queue}", keys.events_stream(name), keys.heartbeat_key(name),
+                keys.stats_key(name), keys.decommissioned_key(name),
+            )  # fmt: skip
+            client().hdel(keys.EVENTS_CURSORS_KEY, name)
+            pruned.append(name)
+    except (redis.RedisError, ValueError) as exc:
+        log.warning("cannot prune the Redis users of deleted directors: %s", exc)
+    return pruned
+
+
 def ensure_director_users(hashes: dict[str, str]) -> int:
     """Re-create the Redis users that are missing (a Redis restarted without an ACL file keeps none made at
     run time) from the stored hashes {director: sha256}; returns how many were made. Never raises."""

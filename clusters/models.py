@@ -415,7 +415,9 @@ class VirtualService(models.Model):
         if self.netmask:
             try:
                 if self.family == 6:
-                    if not (self.netmask.isascii() and self.netmask.isdigit() and 1 <= int(self.netmask) <= 128):
+                    if not (
+                        self.netmask.isascii() and self.netmask.isdigit() and 1 <= int(self.netmask) <= 128
+                    ):
                         raise ValueError("an IPv6 persistence netmask is a prefix length 1-128")
                 else:
                     ipaddress.IPv4Network(f"0.0.0.0/{self.netmask}")

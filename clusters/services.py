@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 from django import forms
@@ -234,6 +235,7 @@ def decommission(director: Director, *, user=None) -> None:
     def _send() -> None:
         try:
             agents.send_desired(director.queue, last, None)
+            agents.mark_decommissioned(last["director"], time.time())
         except Exception as exc:  # broker down: say so; the agent keeps its table until told again
             record(C.EventKind.APPLY, f"could not tell {last['director']} to clear its kernel: {exc}",
                    level=C.Level.ERROR)  # fmt: skip

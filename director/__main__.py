@@ -97,8 +97,8 @@ def export(cfg: config.AgentConfig, environ) -> None:
 
 
 def security_env(args: argparse.Namespace, cfg: config.AgentConfig) -> dict:
-    """The security flags as the agent reads them: the Redis URL with director.NAME's password from
-    --redis-password-file, TLS files (checked now), the trust file."""
+    """The security settings as the agent reads them (flags over the config file): the Redis URL with
+    director.NAME's password from --redis-password-file, TLS files (checked now), the trust file."""
     from . import acl, transport
 
     out = {}
@@ -106,12 +106,17 @@ def security_env(args: argparse.Namespace, cfg: config.AgentConfig) -> dict:
         with open(args.redis_password_file, encoding="utf-8") as f:
             password = f.read().strip()
         out["UMW_REDIS_URL"] = transport.with_credentials(cfg.redis_url, acl.username(cfg.name), password)
-    transport.tls_files(args.redis_ca, args.redis_cert, args.redis_key)
+    ca, cert, key = (
+        (args.redis_ca or cfg.redis_ca),
+        (args.redis_cert or cfg.redis_cert),
+        (args.redis_key or cfg.redis_key),
+    )
+    transport.tls_files(ca, cert, key)
     for name, value in (
-        ("UMW_REDIS_CA", args.redis_ca),
-        ("UMW_REDIS_CERT", args.redis_cert),
-        ("UMW_REDIS_KEY", args.redis_key),
-        ("UMW_TRUST_FILE", args.trust),
+        ("UMW_REDIS_CA", ca),
+        ("UMW_REDIS_CERT", cert),
+        ("UMW_REDIS_KEY", key),
+        ("UMW_TRUST_FILE", args.trust or cfg.trust_file),
     ):
         if value:
             out[name] = os.path.abspath(value)

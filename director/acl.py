@@ -123,6 +123,7 @@ CENTRAL_RULES = (
     "+acl|setuser",
     "+acl|deluser",
     "+acl|getuser",
+    "+acl|users",
     "+acl|log",
     "+acl|whoami",
     "+info",

@@ -13,11 +13,15 @@ misspelt `state-dir` silently falling back to a default is exactly the mistake t
     state_dir = "/var/lib/ultramonkey"        # last desired state, health, event buffer
     external_check_dir = "/etc/ultramonkey/checks"   # checktype=external runs only programs in here
     loglevel = "INFO"
+    trust_file = "/etc/ultramonkey/central.pub"   # the dashboard's public signing key(s)
 
     [redis]
-    url = "redis://central.example:6379/0"    # redis://, rediss:// (TLS) or unix:///path
-    username = "director1"                    # optional (Redis ACL user)
+    url = "rediss://central.example:6379/0"   # redis://, rediss:// (TLS) or unix:///path
+    username = "director.director1"           # default: director.<name> when a password is given
     password_file = "/etc/ultramonkey/redis-password"   # or password = "..."; never both
+    ca_file = "/etc/ultramonkey/redis-ca.pem"  # rediss://: the CA that signed the server's certificate
+    cert_file = "/etc/ultramonkey/agent.pem"   # mutual TLS (optional): this director's certificate
+    key_file = "/etc/ultramonkey/agent.key"    # ... and its key
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 # the dashboard's Director.name is a SlugField of at most 50 characters; the queue is director.<name>
 NAME_RE = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 
-TOP_KEYS = {"name", "state_dir", "external_check_dir", "loglevel", "redis"}
-REDIS_KEYS = {"url", "username", "password", "password_file"}
+TOP_KEYS = {"name", "state_dir", "external_check_dir", "loglevel", "trust_file", "redis"}
+REDIS_KEYS = {"url", "username", "password", "password_file", "ca_file", "cert_file", "key_file"}
+DEFAULT_TRUST_FILE = "/etc/ultramonkey/central.pub"
 
 
 class ConfigError(ValueError):
@@ -53,6 +58,10 @@ class AgentConfig:
     state_dir: str = DEFAULT_STATE_DIR
     external_check_dir: str | None = None
     loglevel: str = "INFO"
+    trust_file: str | None = None
+    redis_ca: str | None = None
+    redis_cert: str | None = None
+    redis_key: str | None = None
 
     def redacted_url(self) -> str:
         """The Redis URL with its password replaced, for logs and error messages."""
@@ -101,7 +110,7 @@ def parse(data: dict, source: str = "agent.toml") -> dict:
     out: dict = {}
     if "name" in data:
         out["name"] = _name(data["name"], lambda p: err("name", p))
-    for key in ("state_dir", "external_check_dir"):
+    for key in ("state_dir", "external_check_dir", "trust_file"):
         if key in data:
             out[key] = _abs_path(data[key], lambda p, k=key: err(k, p))
     if "loglevel" in data:
@@ -113,7 +122,8 @@ def parse(data: dict, source: str = "agent.toml") -> dict:
         unknown = sorted(set(redis) - REDIS_KEYS)
         if unknown:
             raise err(f"redis.{unknown[0]}", f"unknown key (known: {', '.join(sorted(REDIS_KEYS))})")
-        out.update(_redis(redis, lambda k, p: err(f"redis.{k}", p)))
+        default_user = f"director.{out['name']}" if "name" in out else None
+        out.update(_redis(redis, lambda k, p: err(f"redis.{k}", p), default_user))
     return out
 
 
@@ -185,7 +195,9 @@ def _check_url(url: str, err) -> None:
         raise err(f"{redact(url)!r} names no host")
 
 
-def _redis(redis: dict, err) -> dict:
+def _redis(redis: dict, err, default_user: str | None = None) -> dict:
+    """The [redis] table: the URL with its credentials (username defaults to the director's ACL user
+    `director.<name>` when a password is given) and the TLS files, which must be readable now."""
     out: dict = {}
     url = DEFAULT_REDIS_URL
     if "url" in redis:
@@ -209,6 +221,8 @@ def _redis(redis: dict, err) -> dict:
             raise err("password_file", f"{path} is not UTF-8 text") from None
         if not password:
             raise err("password_file", f"{path} is empty")
+    if password is not None and username is None:
+        username = default_user
     if username is not None or password is not None:
         parts = urlsplit(url)
         if parts.scheme == "unix":
@@ -219,4 +233,12 @@ def _redis(redis: dict, err) -> dict:
         url = urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
     if "url" in redis or username is not None or password is not None:
         out["redis_url"] = url
+    for key, setting in (("ca_file", "redis_ca"), ("cert_file", "redis_cert"), ("key_file", "redis_key")):
+        if key in redis:
+            path = _abs_path(redis[key], lambda p, k=key: err(k, p))
+            if not os.access(path, os.R_OK):
+                raise err(key, f"cannot read {path}")
+            out[setting] = path
+    if ("cert_file" in redis) != ("key_file" in redis):
+        raise err("key_file" if "cert_file" in redis else "cert_file", "give cert_file and key_file together")
     return out

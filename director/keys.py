@@ -46,6 +46,11 @@ def history_key(director: str, dest_id: str) -> str:
     return f"umw:hist:{director}:{dest_id}"
 
 
+def decommissioned_key(director: str) -> str:
+    """Central only: when a director was deleted (its Redis user is removed once its agent has drained)."""
+    return f"umw:decommissioned:{director}"
+
+
 def reply_key(director: str, task_id: str) -> str:
     """Where a director's agent puts its answer to a query task (RPUSH, short TTL); the asker BLPOPs it.
 

@@ -69,7 +69,16 @@ class RealPlan:
     file: str = ""
     line: int = 0
 
-    MODEL_FIELDS = ("address", "port", "forwarding", "weight", "u_threshold", "l_threshold", "quiescent", "check_port")
+    MODEL_FIELDS = (
+        "address",
+        "port",
+        "forwarding",
+        "weight",
+        "u_threshold",
+        "l_threshold",
+        "quiescent",
+        "check_port",
+    )
 
     def model_values(self) -> dict:
         return {name: getattr(self, name) for name in self.MODEL_FIELDS}

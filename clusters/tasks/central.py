@@ -4,6 +4,8 @@ Run by the central worker on beat's schedule (ultramonkey_web/celery.py). Each t
 so a slow database never piles up work: the next tick just continues from the stream cursor.
 """
 
+import time
+
 from celery import shared_task
 from django.db.models import F
 
@@ -26,10 +28,12 @@ def ingest_events() -> int:
 @shared_task(name="clusters.follow_up", ignore_result=True)
 def follow_up() -> int:
     """Resend desired state to live agents that are behind; finish drains whose connections have gone; put
-    back the agents' Redis users if Redis lost them (restarted without an ACL file)."""
+    back the agents' Redis users if Redis lost them (restarted without an ACL file), and remove those of
+    deleted directors once their agent has taken its last state."""
     agents.ensure_director_users(
         dict(Director.objects.exclude(redis_password_sha256="").values_list("name", "redis_password_sha256"))
     )
+    agents.prune_director_users(set(Director.objects.values_list("name", flat=True)), time.time())
     for director in Director.objects.filter(applied_revision__lt=F("desired_revision")):
         services.resync(director, agents.heartbeat(director.name))
     moved = 0

@@ -70,3 +70,37 @@ def test_the_central_worker_puts_back_a_user_redis_forgot(demo, redis_server, re
 def test_it_names_an_unknown_director(db):
     with pytest.raises(CommandError, match="unknown director 'nope'"):
         _issue("nope")
+
+
+def test_it_ends_a_deleted_directors_login_once_its_agent_took_the_last_state(
+    demo, redis_server, redis_client, django_capture_on_commit_callbacks
+):
+    """Deleting a director must not leave its password a working login on the broker for ever - but its
+    agent must still be able to fetch the last desired state (clear the kernel) first."""
+    import time
+
+    from clusters import agents, services
+
+    password = _issue("lab1")
+    agent = _as(redis_server, "lab1", password)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.remove(demo)
+    queue = keys.queue("lab1")
+    assert redis_client.llen(queue) == 1
+    assert agents.prune_director_users(set(), time.time()) == []  # the last state is still waiting
+    assert agent.brpop([queue], timeout=1) is not None  # the agent takes it
+    assert agents.prune_director_users(set(), time.time()) == ["lab1"]
+    assert redis_client.acl_getuser(acl.username("lab1")) is None
+    with pytest.raises(redis.exceptions.RedisError):
+        _as(redis_server, "lab1", password).ping()
+
+
+def test_it_leaves_alone_the_users_the_dashboard_did_not_delete(demo, redis_server, redis_client):
+    """A director user made outside the dashboard (the lab's, an operator's) is not ours to remove."""
+    import time
+
+    from clusters import agents
+
+    acl.set_director_user(redis_client, "lab2", acl.password_hash("x" * 40))
+    assert agents.prune_director_users({"lab1"}, time.time()) == []
+    assert redis_client.acl_getuser(acl.username("lab2")) is not None

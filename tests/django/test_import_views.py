@@ -124,4 +124,6 @@ def test_it_states_per_service_the_table_when_every_check_passes_and_fails(clien
     assert "Every check passes: <code>192.168.1.4:8001 weight 2, 192.168.1.5:8001 weight 2</code>" in page
     # quorum lost: the sorry server replaces the live servers, the inhibited one stays at 0
     assert "Every check fails: <code>192.168.1.5:8001 weight 0, 192.168.1.9:80 weight 1</code>" in page
-    assert "sorry server as keepalived: replaces the live servers while their weight is below quorum 3" in page
+    assert (
+        "sorry server as keepalived: replaces the live servers while their weight is below quorum 3" in page
+    )

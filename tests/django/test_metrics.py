@@ -232,5 +232,7 @@ def test_it_names_the_same_series_in_both_formats(client, viewer, demo, redis_cl
 
     plain = _scrape(client, secret).content.decode()
     om = _scrape(client, secret, accept=PROMETHEUS_ACCEPT).content.decode()
-    ours = {(name, tuple(sorted(lab.items()))) for name, fam in parse(plain).items() for lab, _ in fam["samples"]}
+    ours = {
+        (name, tuple(sorted(lab.items()))) for name, fam in parse(plain).items() for lab, _ in fam["samples"]
+    }
     assert series(om, text_string_to_metric_families) == ours

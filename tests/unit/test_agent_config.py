@@ -29,16 +29,44 @@ def write(tmp_path, text: str) -> str:
 def test_it_reads_every_setting_of_the_shipped_example(tmp_path):
     password = tmp_path / "pw"
     password.write_text("s3cret:/@ \n")
-    text = SHIPPED.read_text().replace("/etc/ultramonkey/redis-password", str(password))
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA certificate\n")
+    text = (
+        SHIPPED.read_text()
+        .replace("/etc/ultramonkey/redis-password", str(password))
+        .replace("/etc/ultramonkey/redis-ca.pem", str(ca))
+    )
     cfg = config.resolve(config.load(write(tmp_path, text)))
     assert cfg == config.AgentConfig(
         name="director1",
-        redis_url="redis://director1:s3cret%3A%2F%40@central.example:6379/0",
+        redis_url="rediss://director.director1:s3cret%3A%2F%40@central.example:6379/0",
         state_dir="/var/lib/ultramonkey",
         external_check_dir="/etc/ultramonkey/checks",
         loglevel="INFO",
+        trust_file="/etc/ultramonkey/central.pub",
+        redis_ca=str(ca),
     )
-    assert cfg.redacted_url() == "redis://director1:***@central.example:6379/0"
+    assert cfg.redacted_url() == "rediss://director.director1:***@central.example:6379/0"
+
+
+def test_it_logs_in_as_the_directors_own_redis_user_by_default(tmp_path):
+    path = write(tmp_path, 'name = "d1"\n[redis]\nurl = "redis://r.example:6379/0"\npassword = "pw"\n')
+    kwargs = redis.connection.parse_url(config.resolve(config.load(path)).redis_url)
+    assert (kwargs["username"], kwargs["password"]) == ("director.d1", "pw")
+
+
+@pytest.mark.parametrize(
+    "redis_table, message",
+    [
+        ('ca_file = "/nonexistent/ca.pem"', "redis.ca_file: cannot read /nonexistent/ca.pem"),
+        ('ca_file = "ca.pem"', "redis.ca_file: 'ca.pem' must be an absolute path"),
+        ('cert_file = "/etc/hostname"', "redis.key_file: give cert_file and key_file together"),
+    ],
+)
+def test_it_refuses_tls_files_it_cannot_use(tmp_path, redis_table, message):
+    path = write(tmp_path, f'name = "d1"\n[redis]\nurl = "rediss://r.example:6379/0"\n{redis_table}\n')
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(path)
 
 
 def test_it_puts_the_credentials_where_redis_reads_them(tmp_path):
@@ -207,3 +235,18 @@ def test_it_round_trips_any_username_and_password_through_the_url(username, pass
         return
     kwargs = redis.connection.parse_url(url)
     assert (kwargs["username"], kwargs["password"], kwargs["host"]) == (username, password, "h")
+
+
+def test_it_takes_the_trust_file_and_tls_files_from_the_config_unless_a_flag_says_otherwise(tmp_path):
+    import argparse
+
+    from director.__main__ import security_env
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    cfg = config.AgentConfig(name="d1", trust_file="/etc/um/central.pub", redis_ca=str(ca))
+    flags = dict(redis_password_file=None, redis_ca=None, redis_cert=None, redis_key=None, trust=None)
+    env = security_env(argparse.Namespace(**flags), cfg)
+    assert (env["UMW_TRUST_FILE"], env["UMW_REDIS_CA"]) == ("/etc/um/central.pub", str(ca))
+    env = security_env(argparse.Namespace(**{**flags, "trust": "/srv/other.pub"}), cfg)
+    assert env["UMW_TRUST_FILE"] == "/srv/other.pub"

@@ -71,7 +71,7 @@ def test_it_runs_the_agent_command_from_the_lean_install(lean_venv, tmp_path):
 
 def test_it_reads_the_shipped_config_and_refuses_a_bad_one_in_the_lean_install(lean_venv, tmp_path):
     bad = tmp_path / "agent.toml"
-    bad.write_text((ROOT / "deploy" / "agent.toml").read_text().replace('url = "redis://', 'url = "http://'))
+    bad.write_text((ROOT / "deploy" / "agent.toml").read_text().replace('url = "rediss://', 'url = "http://'))
     proc = run(lean_venv, "-m", "director", "run", "--config", str(bad), cwd=tmp_path)
     assert proc.returncode == 2
     assert f"{bad}: redis.url: 'http://central.example:6379/0': scheme must be one of" in proc.stderr

@@ -50,7 +50,9 @@ def test_it_reports_down_with_the_status_for_http_503(health_servers):
 
 
 def redirecting_server(servers, location: str, seen=None):
-    return http_server(servers, raw=b"HTTP/1.0 302 Found\r\nLocation: %s\r\n\r\nmoved" % location.encode(), seen=seen)
+    return http_server(
+        servers, raw=b"HTTP/1.0 302 Found\r\nLocation: %s\r\n\r\nmoved" % location.encode(), seen=seen
+    )
 
 
 def test_it_follows_a_redirect_and_matches_receive_on_the_final_page(health_servers):

@@ -22,7 +22,9 @@ def test_it_states_both_tables_with_an_ldirectord_fallback_on_the_virtual_port()
 
 
 def test_it_states_an_empty_service_when_failed_servers_are_removed():
-    plan = ldirectord.parse("virtual=10.0.0.1:80\n\treal=10.0.0.2:80 masq 3\n\tquiescent=no\n\tchecktype=connect\n")
+    plan = ldirectord.parse(
+        "virtual=10.0.0.1:80\n\treal=10.0.0.2:80 masq 3\n\tquiescent=no\n\tchecktype=connect\n"
+    )
     lines = _lines(plan)
     assert "every check passes: 10.0.0.2:80 weight 3" in lines
     assert "every check fails:  no real server (the service stays, empty)" in lines

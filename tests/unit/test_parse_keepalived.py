@@ -132,7 +132,10 @@ def test_it_keeps_inhibit_on_failure_per_real_server():
     assert s.quiescent is False
     assert [r.quiescent for r in s.reals] == [True, None, True]
     every = keepalived.parse(text.replace(" real_server 10.0.0.3 80 {\n }\n", ""))
-    assert every.services[0].quiescent is True and [r.quiescent for r in every.services[0].reals] == [None, None]
+    assert every.services[0].quiescent is True and [r.quiescent for r in every.services[0].reals] == [
+        None,
+        None,
+    ]
 
 
 def test_it_takes_keepalived_semantics_where_the_daemons_differ():

@@ -67,7 +67,9 @@ def test_it_keeps_the_service_port_ldirectord_checks_a_portless_real_on():
     assert (real.port, real.check_port) == (8080, 80)
     assert any("'check the traffic port' moves the check to 8080" in str(w) for w in plan.warnings)
     text = "virtual=10.0.0.1:8080\n\treal=10.0.0.3 masq\n\tservice=http\n\tcheckport=81\n"
-    assert ldirectord.parse(text).services[0].reals[0].check_port == 0  # checkport decides, as in ld_checkport
+    assert (
+        ldirectord.parse(text).services[0].reals[0].check_port == 0
+    )  # checkport decides, as in ld_checkport
 
 
 def test_it_keeps_real_ports_of_a_firewall_mark_service():

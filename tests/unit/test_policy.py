@@ -14,7 +14,12 @@ SORRY = RealSpec("192.168.1.9", 80)
 
 def _svc(*reals, quiescent=True, fallback=None, **check):
     return ServiceSpec(
-        "tcp", "172.16.10.52", 80, check=CheckSpec(quiescent=quiescent, **check), reals=reals, fallback=fallback
+        "tcp",
+        "172.16.10.52",
+        80,
+        check=CheckSpec(quiescent=quiescent, **check),
+        reals=reals,
+        fallback=fallback,
     )
 
 
@@ -128,7 +133,9 @@ def test_it_uses_a_real_servers_own_inhibit_on_failure_over_the_services():
     loud = RealSpec("192.168.1.5", 80, weight=2, quiescent=False)
     spec = _svc(quiet, loud, quiescent=False)
     assert _table(spec, {quiet.key: False, loud.key: False}) == {"192.168.1.4": 0}
-    assert _table(_svc(quiet, loud, quiescent=True), {quiet.key: False, loud.key: False}) == {"192.168.1.4": 0}
+    assert _table(_svc(quiet, loud, quiescent=True), {quiet.key: False, loud.key: False}) == {
+        "192.168.1.4": 0
+    }
 
 
 def test_it_starts_servers_down_until_checked_with_start_down():
@@ -140,7 +147,9 @@ def test_it_starts_servers_down_until_checked_with_start_down():
 def test_it_gives_a_gate_fallback_the_virtual_port():
     sorry = RealSpec("192.168.1.9", 8080, forwarding="gate")
     spec = _svc(RS1, fallback=sorry)
-    (dest,) = [d for d in service_from_spec(spec, kernel_reals(spec, {RS1.key: False})).dests if d.weight == 1]
+    (dest,) = [
+        d for d in service_from_spec(spec, kernel_reals(spec, {RS1.key: False})).dests if d.weight == 1
+    ]
     assert (dest.address, dest.port) == ("192.168.1.9", 80)
     masq = _svc(RS1, fallback=RealSpec("192.168.1.9", 8080))
     assert {d.port for d in service_from_spec(masq, kernel_reals(masq, {RS1.key: False})).dests} == {80, 8080}

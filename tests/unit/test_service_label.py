@@ -32,7 +32,9 @@ services = st.one_of(
         st.integers(0, 65535),
     ),
     st.builds(
-        lambda mark, family: ("fwmark", "", 0, mark, family), st.integers(1, 2**32 - 1), st.sampled_from([4, 6])
+        lambda mark, family: ("fwmark", "", 0, mark, family),
+        st.integers(1, 2**32 - 1),
+        st.sampled_from([4, 6]),
     ),
 )
 
