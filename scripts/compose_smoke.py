@@ -3,7 +3,12 @@
 Standard library only (it runs with the host's python3, outside the image). Every wait is bounded; the first
 unmet expectation exits 1 with what was expected and what was seen.
 
-    python3 scripts/compose_smoke.py BASE_URL ADMIN_PASSWORD API_TOKEN DIRECTOR_NAME
+    python3 scripts/compose_smoke.py create BASE_URL ADMIN_PASSWORD API_TOKEN DIRECTOR_NAME
+    python3 scripts/compose_smoke.py agent BASE_URL API_TOKEN DIRECTOR_NAME
+
+`create`: the admin logs in, a demo director is made through the API. Then the script issues the director's
+Redis credentials and starts the agent with them; `agent`: the agent connects, verifies the signed desired
+state and reports why it cannot apply it (no IPVS in the engine's kernel).
 
 BASE_URL is the web container's own address; requests carry `Host: localhost`, a name in ALLOWED_HOSTS, as a
 browser on the host would send it for the published port.
@@ -122,6 +127,14 @@ def main(base: str, admin_password: str, token: str, director: str) -> None:
     if status != 200 or "172.16.10.52" not in text:
         fail(f"the director page of {director}: expected 200 showing the VIP, got {status}")
 
+
+def agent_phase(base: str, token: str, director: str) -> None:
+    """After its Redis credentials are in .env and the agent container runs with them."""
+    api = Client(base + "/api/v1", token)
+    d = next((x for x in api.json("GET", "/directors") if x["name"] == director), None)
+    if d is None:
+        fail(f"director {director!r} is not in GET /api/v1/directors")
+
     # the agent container: it connects (heartbeat -> agent up), receives the state, and says why it cannot apply
     def agent_up():
         got = api.json("GET", f"/directors/{d['id']}")
@@ -146,6 +159,8 @@ def main(base: str, admin_password: str, token: str, director: str) -> None:
         return (hits[0] if hits else None), [(e["level"], e["message"][:100]) for e in events[:5]]
 
     apply = wait_for("the demo's apply reported as failed", failed_apply, 120)
+    if "rejected desired state" in apply["message"]:
+        fail(f"the agent refused the dashboard's signed state (trust file?): {apply['message']}")
     step(f"the demo's apply is reported, not hidden: {apply['message']!r}")
 
     # the same, as Prometheus scrapes it: the agent is up and its latest apply failed
@@ -164,6 +179,9 @@ def main(base: str, admin_password: str, token: str, director: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) == 6 and sys.argv[1] == "create":
+        main(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "agent":
+        agent_phase(*sys.argv[2:])
+    else:
         sys.exit(__doc__)
-    main(*sys.argv[1:])

@@ -130,15 +130,40 @@ log "the dashboard answers on $BASE"
 compose exec -T web python manage.py showmigrations --plan >"$WORK/migrations.txt"
 grep -c '^\[ \]' "$WORK/migrations.txt" >/dev/null && die "unapplied migrations: $(grep '^\[ \]' "$WORK/migrations.txt")"
 log "migrations applied (web ran migrate on start)"
-for svc in postgres redis web worker beat agent; do
+for svc in postgres redis web worker beat; do
   [ "$(docker inspect -f '{{.State.Running}}' "$(compose ps -q $svc)")" = true ] || die "service $svc is not running"
 done
-log "running: postgres redis web worker beat agent"
+log "running: postgres redis web worker beat"
+logs_of() { compose logs --no-color "$1" >"$WORK/$1.log" 2>&1; cat "$WORK/$1.log"; }  # no SIGPIPE under pipefail
+for i in $(seq 1 30); do
+  logs_of agent | grep -c "DIRECTOR_REDIS_PASSWORD is not set" >/dev/null && break
+  [ "$i" = 30 ] && die "the agent without credentials does not say what to do"
+  sleep 1
+done
+log "the agent without Redis credentials says how to get them"
 
 TOKEN=$(compose exec -T web python manage.py create_token admin --name compose-test | tail -1 | tr -d '\r')
-python3 scripts/compose_smoke.py "$BASE" "$ADMIN_PASSWORD" "$TOKEN" "$DIRECTOR"
+python3 scripts/compose_smoke.py create "$BASE" "$ADMIN_PASSWORD" "$TOKEN" "$DIRECTOR"
 
-logs_of() { compose logs --no-color "$1" >"$WORK/$1.log" 2>&1; cat "$WORK/$1.log"; }  # no SIGPIPE under pipefail
+# the director's own Redis user: issued once, then the agent runs with it (as README/.env.example say)
+PASS=$(compose exec -T web python manage.py director_credentials "$DIRECTOR" 2>/dev/null | tail -1 | tr -d '\r')
+[ ${#PASS} -ge 32 ] || die "director_credentials printed no password"
+sed -i "s/^DIRECTOR_REDIS_PASSWORD=.*/DIRECTOR_REDIS_PASSWORD=$PASS/" "$WORK/.env"
+compose up -d agent >>"$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; die "compose up -d agent failed"; }
+redis_as() {  # user password command...: redis-cli in the Redis container as that user
+  local user=$1 pw=$2; shift 2
+  compose exec -T -e REDISCLI_AUTH="$pw" redis redis-cli --no-auth-warning --user "$user" "$@" 2>&1 | tr -d '\r'
+}
+got=$(redis_as "director.$DIRECTOR" "$PASS" LLEN director.other)
+echo "$got" | grep -q NOPERM || die "director.$DIRECTOR may read another director's queue: $got"
+got=$(redis_as "director.$DIRECTOR" "$PASS" GET umw:events:cursors)
+echo "$got" | grep -q NOPERM || die "director.$DIRECTOR may read central keys: $got"
+got=$(redis_as default "" PING)
+echo "$got" | grep -q PONG && die "Redis answers without a user and password"
+log "Redis: director.$DIRECTOR is refused other queues and central keys; no default user"
+python3 scripts/compose_smoke.py agent "$BASE" "$TOKEN" "$DIRECTOR"
+[ "$(docker inspect -f '{{.State.Running}}' "$(compose ps -q agent)")" = true ] || die "service agent is not running"
+
 logs_of agent | grep -c "ERROR director.agent: IPVS is not available in this kernel" >/dev/null \
   || die "the agent's log does not say that IPVS is missing"
 logs_of worker | grep -c "Task clusters.ingest_events" >/dev/null || die "the central worker ran no ingest task"

@@ -50,6 +50,7 @@ CORPUS = sorted(p.name for p in ORACLE.iterdir() if p.suffix in (".cf", ".conf")
 STABLE_FOR = 5.0
 SETTLE_MAX = 30.0
 SCRATCH = Path(os.environ.get("TMPDIR", "/run/tmp"))
+CHECKS = Path("/run/tmp/checks")  # the corpus names its external programs here (ld16, ka09)
 
 
 PORT_ZERO = re.compile(r"^(-a -[tu] \S+:(\d+) -r \S+:)0( |$)")
@@ -101,10 +102,14 @@ def empty_kernel() -> None:
 def servers():
     """oracle_servers.py in rs1 and rs2 (beside lab/rsd.py's :80 and :5500)."""
     script = Path(__file__).with_name("oracle_servers.py")
-    # ld16's checkcommand (ldirectord runs it with "VIP VPORT RIP RPORT"): passes rs1 only
-    check = SCRATCH / "oracle-rs1-only"
-    check.write_text('#!/bin/sh\n[ "$3" = 192.168.1.4 ]\n')
-    check.chmod(0o755)
+    # the external check programs, in a directory of root's that only root can write (the agent runs
+    # external checks only from such a directory, its external_check_dir): ld16's checkcommand (ldirectord
+    # runs it with "VIP VPORT RIP RPORT") passes rs1 only; ka09's MISC_CHECK always passes
+    CHECKS.mkdir(mode=0o755, exist_ok=True)
+    CHECKS.chmod(0o755)
+    for name, text in (("oracle-rs1-only", '[ "$3" = 192.168.1.4 ]'), ("oracle-true", "exit 0")):
+        (CHECKS / name).write_text(f"#!/bin/sh\n{text}\n")
+        (CHECKS / name).chmod(0o755)
     procs = []
     for name in ("rs1", "rs2"):
         proc = subprocess.Popen(
@@ -179,8 +184,8 @@ def our_table(name: str, redis_url: str, state_dir: Path) -> frozenset[str]:
     director = Director.objects.create(name="oracle", wan_interface="wan", masquerade=False)
     result = apply_plan(plan, director)
     assert not result.errors, result.errors
-    # the external check's program (ld16) lives in the scratch directory: this director allows it
-    agent = Agent("oracle", str(state_dir), redis_url, external_dir=str(SCRATCH))
+    # the external checks' programs (ld16, ka09) live in CHECKS: this director allows that directory
+    agent = Agent("oracle", str(state_dir), redis_url, external_dir=str(CHECKS))
     agent.start()
     try:
         assert agent.apply_desired(desired_state(director).to_dict())["errors"] == []
