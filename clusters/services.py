@@ -243,6 +243,35 @@ def decommission(director: Director, *, user=None) -> None:
     transaction.on_commit(_send)
 
 
+class CredentialsExist(Exception):
+    """The director already has agent credentials and the caller did not ask to rotate them."""
+
+
+def issue_credentials(director: Director, *, user=None, rotate: bool = False) -> str:
+    """Make `director`'s Redis user with a new random password and return the password - the only time it
+    exists outside the director: the database keeps its SHA-256 (enough to re-create the user, never to log
+    in). `rotate` replaces existing credentials, and the old password stops working at once."""
+    from director import acl
+
+    if director.redis_password_sha256 and not rotate:
+        raise CredentialsExist(
+            f"{director.name} already has agent credentials; rotating replaces them (the old ones stop working)"
+        )
+    password = acl.new_password()
+    digest = acl.password_hash(password)
+    agents.set_director_user(director.name, digest)  # raises: nothing is stored if Redis refused
+    Director.objects.filter(pk=director.pk).update(redis_password_sha256=digest)
+    director.redis_password_sha256 = digest
+    record(
+        C.EventKind.USER,
+        f"{'rotated' if rotate else 'issued'} the agent's Redis credentials ({acl.username(director.name)})",
+        user=user,
+        director=director,
+        level=C.Level.WARNING if rotate else C.Level.INFO,
+    )
+    return password
+
+
 RESYNC_AFTER = 30  # seconds an apply may stay unanswered before the desired state is sent again
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("directors/<id:pk>/", views.director_detail, name="director_detail"),
     path("directors/<id:pk>/edit/", views.director_edit, name="director_edit"),
     path("directors/<id:pk>/delete/", views.director_delete, name="director_delete"),
+    path("directors/<id:pk>/credentials/", views.director_credentials, name="director_credentials"),
     path("directors/<id:pk>/hosts/", views.host_action, name="host_action"),
     path("directors/<id:pk>/connections/", views.connections, name="connections"),
     path("directors/<id:pk>/services/new/", views.service_create, name="service_create"),

@@ -255,6 +255,28 @@ def director_edit(request, pk):
     )
 
 
+@permission_required("clusters.change_director", raise_exception=True)
+def director_credentials(request, pk):
+    """Issue (or rotate) the agent's Redis credentials: confirm on GET; on POST show the password once.
+
+    The answer is never cached (no-store) and the password is not kept: the database holds its hash."""
+    director = get_object_or_404(Director, pk=pk)
+    context = {"director": director, "rotate": bool(director.redis_password_sha256)}
+    if request.method == "POST":
+        try:
+            context["password"] = services.issue_credentials(
+                director, user=request.user, rotate=request.POST.get("rotate") == "1"
+            )
+        except services.CredentialsExist as exc:
+            context["error"] = str(exc)
+        except Exception as exc:  # Redis refused or is unreachable: nothing was stored
+            context["error"] = f"cannot create the agent's Redis user: {exc}"
+        context["username"] = f"director.{director.name}"
+    response = render(request, "clusters/credentials.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @permission_required("clusters.delete_director", raise_exception=True)
 def director_delete(request, pk):
     director = get_object_or_404(Director, pk=pk)

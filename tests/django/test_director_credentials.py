@@ -104,3 +104,31 @@ def test_it_leaves_alone_the_users_the_dashboard_did_not_delete(demo, redis_serv
     acl.set_director_user(redis_client, "lab2", acl.password_hash("x" * 40))
     assert agents.prune_director_users({"lab1"}, time.time()) == []
     assert redis_client.acl_getuser(acl.username("lab2")) is not None
+
+
+def test_it_issues_credentials_from_the_director_page_once_and_never_caches_them(
+    demo, admin_client, redis_server, redis_client
+):
+    url = f"/directors/{demo.pk}/credentials/"
+    assert "Issue credentials" in admin_client.get(url).content.decode()
+    response = admin_client.post(url)
+    assert response["Cache-Control"] == "no-store"
+    password = response.context["password"]
+    assert _as(redis_server, "lab1", password).ping()
+    demo.refresh_from_db()
+    assert demo.redis_password_sha256 == acl.password_hash(password)
+    # a second plain "issue" (e.g. a replayed form) does not replace them; rotating does
+    again = admin_client.post(url)
+    assert "already has agent credentials" in again.content.decode() and "password" not in again.context
+    rotated = admin_client.post(url, {"rotate": "1"}).context["password"]
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _as(redis_server, "lab1", password).ping()
+    assert _as(redis_server, "lab1", rotated).ping()
+
+
+def test_it_lets_only_those_who_may_change_the_director_issue_credentials(demo, client, django_user_model):
+    viewer = django_user_model.objects.create_user("viewer", password="x" * 12)
+    client.force_login(viewer)
+    assert client.post(f"/directors/{demo.pk}/credentials/").status_code == 403
+    demo.refresh_from_db()
+    assert demo.redis_password_sha256 == ""

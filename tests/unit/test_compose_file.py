@@ -26,7 +26,10 @@ def test_it_gives_the_agent_its_own_user_and_the_dashboards_public_key():
     services = _compose()["services"]
     agent = services["agent"]
     command = agent["command"][2]
-    assert "--redis-password-file /run/redis.pass" in command and "--trust /etc/ultramonkey/central.pub" in command
+    assert (
+        "--redis-password-file /run/redis.pass" in command
+        and "--trust /etc/ultramonkey/central.pub" in command
+    )
     assert "@" not in agent["environment"]["REDIS_URL"]  # no central password on the director
     assert "trust:/etc/ultramonkey:ro" in agent["volumes"]
     assert "trust:/trust" in services["web"]["volumes"]

@@ -9,8 +9,7 @@ working at once, so install the new one and restart the agent right after.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clusters import agents, services
-from clusters import choices as C
+from clusters import services
 from clusters.models import Director
 from director import acl
 
@@ -30,19 +29,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{name} already has credentials; --rotate replaces them (the old ones stop working)"
             )
-        password = acl.new_password()
-        digest = acl.password_hash(password)
         try:
-            agents.set_director_user(director.name, digest)
+            password = services.issue_credentials(director, rotate=rotate)
         except Exception as exc:
             raise CommandError(f"cannot create the Redis user {acl.username(name)}: {exc}") from None
-        Director.objects.filter(pk=director.pk).update(redis_password_sha256=digest)
-        services.record(
-            C.EventKind.USER,
-            f"{'rotated' if rotate else 'issued'} the agent's Redis credentials ({acl.username(name)})",
-            director=director,
-            level=C.Level.WARNING if rotate else C.Level.INFO,
-        )
         self.stderr.write(
             f"Redis user {acl.username(name)}; the password below is shown only now. On the director:\n"
             f"  install -m 0600 /dev/stdin /etc/ultramonkey/redis.pass   # paste it, then Ctrl-D\n"
