@@ -55,7 +55,7 @@ def test_it_rotates_only_when_asked_and_the_old_password_stops_working(demo, red
         _as(redis_server, "lab1", old).ping()
 
 
-def test_the_central_worker_puts_back_a_user_redis_forgot(demo, redis_server, redis_client):
+def test_it_puts_back_a_user_redis_forgot(demo, redis_server, redis_client):
     password = _issue("lab1")
     from clusters import agents
 

@@ -233,7 +233,7 @@ def test_it_does_not_wedge_on_a_non_dict_reals_or_a_non_latin1_virtualhost(lone_
         assert lone_agent.receive(signed(central, state(lone_agent.revision + 1)))["errors"] == []
 
 
-def test_a_re_delivered_state_is_accepted_without_a_change(lone_agent, central):
+def test_it_accepts_a_re_delivered_state_without_a_change(lone_agent, central):
     message = signed(central, state(4), job_id=9)
     assert lone_agent.receive(message)["errors"] == []
     calls = list(lone_agent.wire.calls)
@@ -241,7 +241,7 @@ def test_a_re_delivered_state_is_accepted_without_a_change(lone_agent, central):
     assert again["errors"] == [] and again["revision"] == 4 and lone_agent.wire.calls == calls
 
 
-def test_a_restarted_agent_does_not_restore_a_state_it_would_now_refuse(
+def test_it_does_not_restore_after_a_restart_a_state_it_would_now_refuse(
     lone_agent, central, tmp_path, redis_client
 ):
     lone_agent.receive(signed(central, state(1)))
@@ -275,7 +275,7 @@ def test_it_follows_a_key_rotation_and_drops_the_old_key_after_the_window(lone_a
     assert "signed by unknown key" in result["errors"][0] and lone_agent.revision == 3
 
 
-def test_a_hand_edited_trust_file_wins_over_learned_keys(lone_agent, central, tmp_path):
+def test_it_lets_a_hand_edited_trust_file_win_over_learned_keys(lone_agent, central, tmp_path):
     lone_agent.receive(signed(central, state(1)))
     central.rotate(overlap=3600)
     lone_agent.receive(signed(central, state(2)))

@@ -43,7 +43,7 @@ def denied(call) -> bool:
     return False
 
 
-def test_a_director_does_what_its_agent_does(directors, redis_client):
+def test_it_lets_a_director_do_what_its_agent_does(directors, redis_client):
     lab1 = directors["lab1"]
     lab1.xadd(keys.events_stream("lab1"), {"director": "lab1", "kind": "agent", "message": "hi"})
     pipe = lab1.pipeline(transaction=False)
@@ -88,20 +88,20 @@ def test_a_director_does_what_its_agent_does(directors, redis_client):
         ("reconfigure Redis", lambda r: r.config_get("*")),
     ],
 )
-def test_a_director_cannot(directors, redis_client, what, call):
+def test_it_refuses_a_director(directors, redis_client, what, call):
     redis_client.lpush(keys.queue("lab2"), "secret desired state")
     assert denied(lambda: call(directors["lab1"])), what
     assert redis_client.llen(keys.queue("lab2")) == 1
 
 
-def test_a_wrong_password_or_no_user_gets_nowhere(redis_server, directors):
+def test_it_refuses_a_wrong_password_or_no_user(redis_server, directors):
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis.from_url(redis_server.url(acl.username("lab1"), "guess")).ping()
     with pytest.raises(redis.exceptions.AuthenticationError):  # the default user is off
         redis.Redis(port=redis_server.port).ping()
 
 
-def test_the_central_side_keeps_only_a_hash_and_can_reissue(redis_client, redis_server):
+def test_it_keeps_only_a_hash_centrally_and_can_reissue(redis_client, redis_server):
     password = acl.new_password()
     digest = acl.password_hash(password)
     acl.set_director_user(redis_client, "lab3", digest)
