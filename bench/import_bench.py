@@ -61,16 +61,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reals", type=int, default=20_000)
-    ap.add_argument("--services", type=int, default=2_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
-
-    tmp = tempfile.mkdtemp(prefix="umw-import-bench-")
-    port = free_port()
-    redis = subprocess.Popen(
+def private_redis(tmp: str, port: int) -> subprocess.Popen:
+    """A throwaway redis-server on a loopback port, keeping nothing on disk (the caller terminates it)."""
+    return subprocess.Popen(
         [
             "redis-server",
             "--bind",
@@ -86,6 +79,18 @@ def main() -> int:
         ],  # fmt: skip
         stdout=subprocess.DEVNULL,
     )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reals", type=int, default=20_000)
+    ap.add_argument("--services", type=int, default=2_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="umw-import-bench-")
+    port = free_port()
+    redis = private_redis(tmp, port)
     try:
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
         os.environ.update(

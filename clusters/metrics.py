@@ -10,12 +10,19 @@ counters) exist only for directors whose agent reported within keys.STATS_TTL: a
 
 Health is 1 (up), 0 (down) or NaN (unknown: never checked, or checks off). NaN keeps an unknown server out
 of both `== 0` and `== 1` alerts instead of counting it as down.
+
+Per-real-server series (`umw_realserver_*`) are a collector one can switch off, like node_exporter's
+collector flags: `UMW_METRICS_REALSERVERS=0` leaves the director and service series only. They are ~6 series
+per real server without live numbers and ~20 with them, so 37,298 reals make ~750,000 series, more than one
+scrape can render in a second (bench/scale_central.py prints the figures); without them the same director
+is ~25,000 series.
 """
 
 from __future__ import annotations
 
 import math
 
+from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
@@ -161,8 +168,9 @@ def _real(out: Families, row: live.RealRow, **s) -> None:
     _counters(out, "umw_realserver", row.live.get("stats") or {}, **r)
 
 
-def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Metric]:
-    """Every family for `directors` (with services__reals prefetched) and their snapshots by name. Pure."""
+def collect(directors, snapshots: dict[str, dict | None], now=None, reals: bool = True) -> list[Metric]:
+    """Every family for `directors` (with services__reals prefetched, or only services when `reals` is
+    off) and their snapshots by name. Pure."""
     out = Families()
     pairs = _pairs(directors)
     for director in directors:
@@ -174,17 +182,25 @@ def collect(directors, snapshots: dict[str, dict | None], now=None) -> list[Metr
             s = {"director": director.name, "service": vs.label}
             if svc_snap is not None:
                 _service(out, svc_snap, **s)
+            if not reals:
+                continue
             dests = (svc_snap or {}).get("dests") or {}
             for server in vs.reals.all():
                 _real(out, live.RealRow(server, dests.get(dest_key_for(server)), [], None), **s)
     return list(out.values())
 
 
-def gather() -> tuple[list[Director], dict[str, dict | None]]:
-    """The database and Redis reads behind one scrape: directors with services and reals, and snapshots."""
+def realserver_series() -> bool:
+    """Whether a scrape has the per-real-server series (setting UMW_METRICS_REALSERVERS, on by default)."""
+    return bool(getattr(settings, "UMW_METRICS_REALSERVERS", True))
+
+
+def gather(reals: bool = True) -> tuple[list[Director], dict[str, dict | None]]:
+    """The database and Redis reads behind one scrape: directors with services (and their reals when
+    `reals`: without the per-real series none are loaded), and snapshots."""
     finished = ApplyJob.objects.filter(director=OuterRef("pk")).exclude(status=C.JobStatus.PENDING)
     directors = list(
-        Director.objects.prefetch_related("services__reals").annotate(
+        Director.objects.prefetch_related("services__reals" if reals else "services").annotate(
             last_apply_status=Subquery(finished.order_by("-created", "-pk").values("status")[:1])
         )
     )
@@ -196,12 +212,13 @@ def gather() -> tuple[list[Director], dict[str, dict | None]]:
 class Collector:
     """The custom collector of one scrape: `collect()` reads the database and Redis (gather) when it runs."""
 
-    def __init__(self, now=None):
+    def __init__(self, now=None, reals: bool | None = None):
         self.now = now
+        self.reals = realserver_series() if reals is None else reals
 
     def collect(self):
-        directors, snapshots = gather()
-        return collect(directors, snapshots, self.now)
+        directors, snapshots = gather(self.reals)
+        return collect(directors, snapshots, self.now, self.reals)
 
 
 class _Families:

@@ -54,7 +54,7 @@ def _require_operate(request) -> None:
 # -- live pages --------------------------------------------------------------------------------------------
 @require_GET
 def overview(request):
-    summaries = [live.summarize(d) for d in live.directors_for_overview()]
+    summaries = live.overview_summaries()
     poll = live.poll_every(
         live=any(s.snapshot for s in summaries),
         pending=ApplyJob.objects.filter(status=C.JobStatus.PENDING).exists(),
@@ -64,16 +64,26 @@ def overview(request):
 
 
 def _director_live(request, pk: int):
-    """The director page, or its live fragment for htmx (polls and host-wide actions alike)."""
-    director = Director.objects.filter(pk=pk).prefetch_related("services__reals").first()
+    """The director page, or its live fragment for htmx (polls and host-wide actions alike).
+
+    The services table and the hosts table are paged and filtered by the query string (`page`, `q`;
+    `hosts`, `host`), so the page, its poll and a host-wide action all render the same slice."""
+    director = Director.objects.filter(pk=pk).first()
     if director is None:
         return _gone(request, "This director no longer exists.")
-    summary = live.summarize(director)
+    summary = live.summarize(director, services=live.service_refs([director])[director.pk])
+    query = request.GET  # a host-wide action posts to a URL that carries the page's query string
+    text, prefix = query.get("q", "")[:100], query.get("host", "")[:45]
     jobs = list(director.jobs.select_related("user", "server")[:8])
     context = {
         "director": director,
         "summary": summary,
-        "hosts": live.hosts(director),
+        "q": text,
+        "host_prefix": prefix,
+        "services_page": live.page_of(
+            live.filter_services(summary.services, text), query.get("page"), live.SERVICES_PAGE
+        ),
+        "hosts": live.hosts(director, query.get("hosts"), prefix),
         "jobs": jobs,
         "poll": live.poll_every(
             live=summary.snapshot is not None, pending=any(j.status == C.JobStatus.PENDING for j in jobs)
@@ -109,17 +119,20 @@ def host_action(request, pk):
 
 @require_GET
 def service_detail(request, pk):
-    service = VirtualService.objects.select_related("director").filter(pk=pk).first()
+    """The service page; its real servers are paged (`?page=`), the poll refreshes the page shown."""
+    service = live.with_counts(VirtualService.objects.select_related("director")).filter(pk=pk).first()
     if service is None:
         return _gone(request, "This virtual service no longer exists.")
     director = live.refresh_last_seen(service.director)
-    summary, rows = live.service_live(service)
+    page = live.page_of(service.reals.all(), request.GET.get("page"), live.REALS_PAGE)
+    summary, rows = live.service_live(service, page.object_list)
     context = {
         "service": service,
         "director": director,
         "status": director.agent_status(),
         "summary": summary,
         "rows": rows,
+        "page": page,
         "poll": live.poll_every(
             live=summary.live, pending=any(r.job and r.job.status == C.JobStatus.PENDING for r in rows)
         ),

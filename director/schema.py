@@ -29,7 +29,8 @@ from .ipvs import model as ipvs_model
 MAX_SERVICES = 10_000
 MAX_REALS_PER_SERVICE = 10_000
 MAX_REALS = 100_000
-MAX_ADDRESSES = 1_000  # VIPs, masquerade subnets
+MAX_ADDRESSES = 1_000  # masquerade subnets
+MAX_VIPS = MAX_SERVICES  # every service may have its own VIP (issue 17's director: 2,284 of them)
 MAX_TEXT = 4096
 CHECKTYPES = ("connect", "negotiate", "ping", "external", "on", "off")
 # what the agent can negotiate, plus the dashboard's pops/imaps (accepted, reported as unsupported)
@@ -173,7 +174,7 @@ RULES: dict[type, dict[str, typing.Callable]] = {
         "lan_interface": _text(15, pattern=IFNAME_RE, what="interface name"),
         "ip_forward": None,
         "masquerade": _max_items(MAX_ADDRESSES, _each(_subnet)),
-        "vips": _max_items(MAX_ADDRESSES, _each(_vip)),
+        "vips": _max_items(MAX_VIPS, _each(_vip)),
         "services": _max_items(MAX_SERVICES),
         "failover": None,  # checked as vrrp.Config below
     },

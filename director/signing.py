@@ -10,7 +10,10 @@ Wire format (the Celery task argument)::
     {"payload": "<canonical JSON text>", "signatures": [{"key": "<key id>", "sig": "<base64>"}, ...]}
 
 The payload is signed as the exact text sent, so nothing depends on re-serialising JSON the same way on
-both sides. It holds ``{"type": "desired-state", "director", "revision", "signed_at", "job_id", "state",
+both sides. A large payload (over COMPRESS_ABOVE: a 37,000-real-server state is ~10 MB of JSON) travels
+compressed instead, as ``{"payload_zlib": "<base64 of zlib(text)>", "signatures": [...]}``, and is signed as
+those exact compressed bytes: the agent checks the signature *before* it inflates anything, and inflates at
+most MAX_PAYLOAD bytes (a zip bomb stops there, signed or not). It holds ``{"type": "desired-state", "director", "revision", "signed_at", "job_id", "state",
 "trust"}``; ``trust`` lists the public keys the central side wants the agent to accept from now on.
 
 Key rotation (``manage.py signing_key rotate``): a new key becomes current, the old one stays in the key
@@ -29,6 +32,7 @@ import hashlib
 import json
 import os
 import time
+import zlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +42,9 @@ from .statefile import load_json, save_json
 
 PAYLOAD_TYPE = "desired-state"
 MAX_PAYLOAD = 64 << 20  # bytes; far above a 37,000-real-server state (~10 MB), far below memory trouble
+MAX_COMPRESSED = 16 << 20  # base64 characters of a compressed payload (zlib shrinks these states ~15x)
+COMPRESS_ABOVE = 64 << 10  # bytes of payload text from which it is sent compressed
+COMPRESS_LEVEL = 6
 MAX_SIGNATURES = 4
 KEY_PREFIX = "ed25519 "  # one public key per line in a trust file: "ed25519 <base64 raw key> [comment]"
 
@@ -185,15 +192,65 @@ class KeyRing:
         return sign_payload(payload, keys)
 
 
-def sign_payload(payload: dict, keys: list[Ed25519PrivateKey]) -> dict:
-    text = canonical(payload)
-    return {
-        "payload": text,
-        "signatures": [
-            {"key": key_id(k.public_key()), "sig": base64.b64encode(k.sign(text.encode())).decode()}
-            for k in keys
-        ],
-    }
+def sign_payload(payload: dict, keys: list[Ed25519PrivateKey], compress_above: int = COMPRESS_ABOVE) -> dict:
+    """The envelope: the canonical text, compressed when longer than `compress_above` bytes, and each key's
+    signature over exactly the bytes the envelope carries (the compressed ones when compressed)."""
+    data = canonical(payload).encode()
+    if len(data) > compress_above:
+        data = zlib.compress(data, COMPRESS_LEVEL)
+        message = {"payload_zlib": base64.b64encode(data).decode()}
+    else:
+        message = {"payload": data.decode()}
+    message["signatures"] = [
+        {"key": key_id(k.public_key()), "sig": base64.b64encode(k.sign(data)).decode()} for k in keys
+    ]
+    return message
+
+
+def signed_bytes(message) -> bytes:
+    """The bytes an envelope's signatures cover, checked for shape and size; raises Rejected.
+
+    Nothing is inflated here: that waits until a signature over these bytes has been verified."""
+    carries = [k for k in ("payload", "payload_zlib") if k in message] if isinstance(message, dict) else []
+    if not carries or "signatures" not in message:
+        raise Rejected("unsigned desired state (no payload/signatures envelope)")
+    if len(carries) > 1:
+        raise Rejected("an envelope carries payload or payload_zlib, not both")
+    if "payload" in message:
+        text = message["payload"]
+        if not isinstance(text, str) or len(text) > MAX_PAYLOAD:
+            raise Rejected("payload must be a JSON text of at most 64 MiB")
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            raise Rejected("payload is not valid Unicode (a lone surrogate)") from None
+    blob = message["payload_zlib"]
+    if not isinstance(blob, str) or len(blob) > MAX_COMPRESSED:
+        raise Rejected(f"payload_zlib must be base64 text of at most {MAX_COMPRESSED >> 20} MiB")
+    try:
+        return base64.b64decode(blob, validate=True)
+    except ValueError:
+        raise Rejected("payload_zlib is not base64") from None
+
+
+def payload_text(message, data: bytes) -> str:
+    """The payload text of an envelope whose `signed_bytes` are `data` (verified by then): inflated, at most
+    MAX_PAYLOAD bytes of it, when it came compressed; raises Rejected."""
+    if "payload_zlib" not in message:
+        return data.decode()
+    inflate = zlib.decompressobj()
+    try:
+        out = inflate.decompress(data, MAX_PAYLOAD + 1)
+    except zlib.error as exc:
+        raise Rejected(f"payload_zlib does not inflate: {exc}") from None
+    if len(out) > MAX_PAYLOAD or inflate.unconsumed_tail:
+        raise Rejected("payload_zlib inflates to more than 64 MiB")
+    if not inflate.eof or inflate.unused_data:
+        raise Rejected("payload_zlib is not one whole zlib stream")
+    try:
+        return out.decode()
+    except UnicodeDecodeError:
+        raise Rejected("payload is not UTF-8") from None
 
 
 # -- the agent's side ---------------------------------------------------------------------------------------
@@ -240,11 +297,8 @@ class Trust:
 
     def open(self, message, director: str) -> dict:
         """Verify `message` for `director`; returns the payload dict or raises Rejected with the reason."""
-        if not isinstance(message, dict) or "payload" not in message or "signatures" not in message:
-            raise Rejected("unsigned desired state (no payload/signatures envelope)")
-        text, sigs = message["payload"], message["signatures"]
-        if not isinstance(text, str) or len(text) > MAX_PAYLOAD:
-            raise Rejected("payload must be a JSON text of at most 64 MiB")
+        data = signed_bytes(message)
+        sigs = message["signatures"]
         if not isinstance(sigs, list) or not sigs or len(sigs) > MAX_SIGNATURES:
             raise Rejected(f"signatures must be a list of 1 to {MAX_SIGNATURES}")
         trusted = self.keys()
@@ -259,7 +313,7 @@ class Trust:
                 continue
             try:
                 raw = base64.b64decode(str(sig.get("sig", "")), validate=True)
-                key.verify(raw, text.encode())
+                key.verify(raw, data)
             except (InvalidSignature, ValueError):
                 raise Rejected(f"bad signature by key {sig['key']}") from None
             good = sig["key"]
@@ -268,6 +322,7 @@ class Trust:
                 f"signed by unknown key(s) {', '.join(unknown)}; this director trusts "
                 f"{', '.join(sorted(trusted)) or 'none'} ({self.trust_file})"
             )
+        text = payload_text(message, data)  # inflated only now that a trusted key signed these bytes
         try:
             payload = json.loads(text)
         except ValueError as exc:

@@ -202,3 +202,6 @@ LOGGING = {
 # /metrics without a token: for a Prometheus on a trusted network that cannot send one. Off by default,
 # because the metrics name every director, VIP and real server.
 METRICS_ALLOW_ANONYMOUS = env_bool("UMW_METRICS_ANONYMOUS", False)
+# Per-real-server series on /metrics (clusters/metrics.py): off leaves director and service series only,
+# for directors with tens of thousands of reals (README, "API and metrics").
+UMW_METRICS_REALSERVERS = env_bool("UMW_METRICS_REALSERVERS", True)

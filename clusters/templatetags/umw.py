@@ -82,3 +82,21 @@ def sparkline(samples, key: str, title: str = "", width: int = 120, height: int 
 def with_query(base: dict, extra: dict, **more) -> str:
     """`?` + the current filters `base` with `extra` and `more` put over them: a link narrowing the same page."""
     return "?" + urlencode({**base, **extra, **more})
+
+
+@register.inclusion_tag("clusters/_pager.html", takes_context=True)
+def pager(context, page, param: str = "page", what: str = "rows"):
+    """Previous / next links for a django Page, keeping every other parameter of the current query string
+    (a filter, the other table's page), so paging one table never resets another."""
+    query = context["request"].GET.copy()
+
+    def link(number: int) -> str:
+        query[param] = number
+        return f"?{query.urlencode()}"
+
+    return {
+        "page": page,
+        "what": what,
+        "previous": link(page.previous_page_number()) if page.has_previous() else "",
+        "next": link(page.next_page_number()) if page.has_next() else "",
+    }

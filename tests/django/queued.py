@@ -19,10 +19,10 @@ def _open(raw: str, queue: str, director: str | None) -> dict:
     (message,) = args
     assert kwargs == {}
     trusted = {wire.key_id(k.public_key()): k.public_key() for k in signing.keyring().signing_keys()}
-    text = message["payload"]
+    data = wire.signed_bytes(message)  # the compressed bytes for a large state, the text for a small one
     for sig in message["signatures"]:
-        trusted[sig["key"]].verify(base64.b64decode(sig["sig"]), text.encode())
-    payload = json.loads(text)
+        trusted[sig["key"]].verify(base64.b64decode(sig["sig"]), data)
+    payload = json.loads(wire.payload_text(message, data))
     assert payload["director"] == (director or queue.removeprefix("director."))
     return payload
 
