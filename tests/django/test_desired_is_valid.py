@@ -1,6 +1,8 @@
 """What the central side sends is what the agent's validator accepts: the demo and imported configurations
 (every directive the importers know) pass director/schema.py unchanged."""
 
+import dataclasses
+
 import pytest
 
 from clusters.desired import desired_state
@@ -31,3 +33,11 @@ def test_an_imported_configuration_passes_the_agents_validator(name, tmp_path, m
     monkeypatch.setattr(schema, "external_program", lambda command, allowed, path="": command)
     state = schema.parse(desired, external_dir=str(tmp_path))
     assert len(state.services) == director.services.filter(enabled=True).count()
+
+
+def test_it_reads_reals_in_the_contract_order():
+    """desired.py builds RealSpecs positionally from values_list(REAL_FIELDS): the order must be RealSpec's."""
+    from clusters.desired import REAL_FIELDS
+    from director.desired import RealSpec
+
+    assert REAL_FIELDS == tuple(f.name for f in dataclasses.fields(RealSpec))
