@@ -169,51 +169,11 @@ def run(args) -> int:
     return measure(args, director, admin)
 
 
-def measure(args, director, admin) -> int:
-    from django.test import Client
+def measure_reads(args, client, pages, per_real: tuple[bool, ...]) -> int:
+    """Render every page of `pages` and scrape /metrics (per-real series on and/or off); prints each figure
+    next to its goal; 1 when a page does not answer 200."""
     from django.test.utils import override_settings
 
-    from clusters import agents, services
-    from clusters.desired import desired_state
-    from clusters.models import VirtualService
-    from director import keys, schema, signing
-    from director.host import kernel_table
-    from director.report import Reporter
-
-    # -- the agent's snapshot --------------------------------------------------------------------------------
-    if not args.no_snapshot:
-        state = schema.parse(desired_state(director).to_dict())
-        table = kernel_table(state, {})  # every real in the kernel, as the agent puts it there
-        reporter = Reporter(
-            director.name, None, None,
-            dump=lambda: table, specs=lambda: list(state.services), table=lambda: table,
-            revision=lambda: state.revision, health=dict, results=dict, ha=lambda: None,
-        )  # fmt: skip
-        snap = reporter.snapshot()
-        raw = json.dumps(snap)
-        agents.client().set(keys.stats_key(director.name), raw, ex=3600)
-        agents.client().set(
-            keys.heartbeat_key(director.name), json.dumps({"time": time.time(), "revision": 1}), ex=3600
-        )
-        print(f"stats snapshot (agent's Reporter, current format): {len(raw) / 1e6:.1f} MB in Redis")
-
-    client = Client()
-    client.force_login(admin)
-    typical = VirtualService.objects.filter(director=director).order_by("pk").first()
-    big = VirtualService.objects.filter(director=director).order_by("-pk").first()
-    hx = {"HX-Request": "true"}
-    pages = [
-        ("overview", "/", {}),
-        ("overview fragment", "/", hx),
-        ("director page", director.get_absolute_url(), {}),
-        ("director fragment", director.get_absolute_url(), hx),
-        ("director page 50", director.get_absolute_url() + "?page=50", {}),
-        ("director filtered", director.get_absolute_url() + "?q=10.5.", {}),
-        (f"service page ({typical.reals.count()} reals)", typical.get_absolute_url(), {}),
-        ("service fragment", typical.get_absolute_url(), hx),
-        (f"service page ({big.reals.count()} reals)", big.get_absolute_url(), {}),
-        ("service fragment (long)", big.get_absolute_url(), hx),
-    ]
     print(f"{'what':34} {'wall ms':>8} {'CPU ms':>7} {'goal':>5}  {'KB':>6} {'goal':>5}")
     for title, url, headers in pages:
         ms, cpu, response = median_ms(
@@ -227,16 +187,69 @@ def measure(args, director, admin) -> int:
             f"{title:34} {ms:8.0f} {cpu:7.0f} {200:5}  {kb:6.0f} {200:5}  {verdict(ms, 200)}/{verdict(kb, 200)}"
         )
 
-    for per_real in (False, True):
-        with override_settings(UMW_METRICS_REALSERVERS=per_real, METRICS_ALLOW_ANONYMOUS=True):
+    for on in per_real:
+        with override_settings(UMW_METRICS_REALSERVERS=on, METRICS_ALLOW_ANONYMOUS=True):
             ms, cpu, response = median_ms(lambda: client.get("/metrics"), max(1, args.repeat // 2))
         body = response.content.decode()
         series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
-        title = f"/metrics, per-real series {'on' if per_real else 'off'}"
+        title = f"/metrics, per-real series {'on' if on else 'off'}"
         print(
             f"{title:34} {ms:8.0f} {cpu:7.0f} {1000:5}  {len(body) / 1024:6.0f}  "
             f"{series:,} series  {verdict(ms, 1000)}"
         )
+
+    return 0
+
+
+def measure(args, director, admin) -> int:
+    from django.test import Client
+
+    from clusters import agents, services
+    from clusters.desired import desired_state
+    from clusters.models import VirtualService
+    from director import keys, schema, signing
+    from director.host import kernel_table
+    from director.report import Reporter
+
+    client = Client()
+    client.force_login(admin)
+    typical = VirtualService.objects.filter(director=director).order_by("pk").first()
+    big = VirtualService.objects.filter(director=director).order_by("-pk").first()
+    hx = {"HX-Request": "true"}
+    pages = [
+        ("overview", "/", {}),
+        ("overview fragment", "/", hx),
+        ("director page", director.get_absolute_url(), {}),
+        ("director fragment", director.get_absolute_url(), hx),
+        ("director page 46 of 46", director.get_absolute_url() + "?page=46", {}),
+        ("director filtered ?q=10.5.", director.get_absolute_url() + "?q=10.5.", {}),
+        (f"service page ({typical.reals.count()} reals)", typical.get_absolute_url(), {}),
+        ("service fragment", typical.get_absolute_url(), hx),
+        (f"service page ({big.reals.count()} reals)", big.get_absolute_url(), {}),
+        ("service fragment (long)", big.get_absolute_url(), hx),
+    ]
+    agents.client().delete(keys.stats_key(director.name), keys.heartbeat_key(director.name))
+    print("\n## without a stats snapshot (database and rendering only)")
+    if measure_reads(args, client, pages, per_real=(False,)):
+        return 1
+    if not args.no_snapshot:
+        state = schema.parse(desired_state(director).to_dict())
+        table = kernel_table(state, {})  # every real in the kernel, as the agent puts it there
+        reporter = Reporter(
+            director.name, None, None,
+            dump=lambda: table, specs=lambda: list(state.services), table=lambda: table,
+            revision=lambda: state.revision, health=dict, results=dict, ha=lambda: None,
+        )  # fmt: skip
+        raw = json.dumps(reporter.snapshot())
+        agents.client().set(keys.stats_key(director.name), raw, ex=3600)
+        agents.client().set(
+            keys.heartbeat_key(director.name), json.dumps({"time": time.time(), "revision": 1}), ex=3600
+        )
+        print(
+            f"\n## with the agent's stats snapshot in its current format: one {len(raw) / 1e6:.1f} MB JSON value"
+        )
+        if measure_reads(args, client, pages, per_real=(False, True)):
+            return 1
 
     # -- push: desired state built, signed and queued on the broker ---------------------------------------------
     ms, cpu, _ = median_ms(lambda: services.push(director, user=admin, reason="bench"), args.repeat)

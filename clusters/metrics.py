@@ -168,16 +168,20 @@ def _real(out: Families, row: live.RealRow, **s) -> None:
     _counters(out, "umw_realserver", row.live.get("stats") or {}, **r)
 
 
-def collect(directors, snapshots: dict[str, dict | None], now=None, reals: bool = True) -> list[Metric]:
-    """Every family for `directors` (with services__reals prefetched, or only services when `reals` is
-    off) and their snapshots by name. Pure."""
+def collect(
+    directors, snapshots: dict[str, dict | None], now=None, reals: bool = True, services=None
+) -> list[Metric]:
+    """Every family for `directors` (with services__reals prefetched) and their snapshots by name. Pure.
+
+    Without the per-real series (`reals` off) `services` may give each director's services instead
+    ({director pk: [live.ServiceRef]}): no model instance per service or real is needed then."""
     out = Families()
     pairs = _pairs(directors)
     for director in directors:
         snap = snapshots.get(director.name)
         _director(out, director, snap, now, pairs.get(director.name))
         svc_snaps = (snap or {}).get("services") or {}
-        for vs in director.services.all():
+        for vs in director.services.all() if services is None else services[director.pk]:
             svc_snap = svc_snaps.get(service_key_for(vs))
             s = {"director": director.name, "service": vs.label}
             if svc_snap is not None:
@@ -196,14 +200,13 @@ def realserver_series() -> bool:
 
 
 def gather(reals: bool = True) -> tuple[list[Director], dict[str, dict | None]]:
-    """The database and Redis reads behind one scrape: directors with services (and their reals when
-    `reals`: without the per-real series none are loaded), and snapshots."""
+    """The database and Redis reads behind one scrape: directors (with services and reals prefetched when
+    `reals`; without the per-real series Collector reads the services as live.ServiceRefs), and snapshots."""
     finished = ApplyJob.objects.filter(director=OuterRef("pk")).exclude(status=C.JobStatus.PENDING)
-    directors = list(
-        Director.objects.prefetch_related("services__reals" if reals else "services").annotate(
-            last_apply_status=Subquery(finished.order_by("-created", "-pk").values("status")[:1])
-        )
+    directors = Director.objects.annotate(
+        last_apply_status=Subquery(finished.order_by("-created", "-pk").values("status")[:1])
     )
+    directors = list(directors.prefetch_related("services__reals") if reals else directors)
     for director in directors:
         live.refresh_last_seen(director)
     return directors, {d.name: agents.snapshot(d.name) for d in directors}
@@ -218,7 +221,8 @@ class Collector:
 
     def collect(self):
         directors, snapshots = gather(self.reals)
-        return collect(directors, snapshots, self.now, self.reals)
+        services = None if self.reals else live.service_refs(directors)
+        return collect(directors, snapshots, self.now, self.reals, services)
 
 
 class _Families:

@@ -5,6 +5,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -236,3 +238,28 @@ def test_it_names_the_same_series_in_both_formats(client, viewer, demo, redis_cl
         (name, tuple(sorted(lab.items()))) for name, fam in parse(plain).items() for lab, _ in fam["samples"]
     }
     assert series(om, text_string_to_metric_families) == ours
+
+
+def test_it_leaves_out_per_real_series_when_switched_off(
+    client, demo, redis_client, settings, django_assert_max_num_queries
+):
+    """UMW_METRICS_REALSERVERS=0 (issue 17: 37,298 reals are ~750,000 series): director and service series
+    stay, with the same values, no umw_realserver_* series, and a query count that does not grow with reals."""
+    settings.METRICS_ALLOW_ANONYMOUS = True
+    write_snapshot(redis_client, demo)
+    full = parse(_scrape(client).content.decode())
+    settings.UMW_METRICS_REALSERVERS = False
+    text = _scrape(client).content.decode()
+    lean = parse(text)
+    assert "umw_realserver_" not in text
+    assert set(lean) == {name for name in full if not name.startswith("umw_realserver_")}
+    for name in lean:
+        assert sorted(map(str, lean[name]["samples"])) == sorted(map(str, full[name]["samples"])), name
+    with CaptureQueriesContext(connection) as few:
+        _scrape(client)
+    for vs in demo.services.all():
+        RealServer.objects.bulk_create(
+            RealServer(service=vs, address=f"192.168.7.{i}", port=80) for i in range(1, 30)
+        )
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert _scrape(client).status_code == 200
