@@ -11,6 +11,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -232,7 +233,8 @@ def _db_counts(vs: VirtualService) -> tuple[int, int]:
 
 
 def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:
-    svc_snap = ((snap or {}).get("services") or {}).get(keys.service_key_for(vs))
+    services = (snap or {}).get("services")
+    svc_snap = services.get(keys.service_key_for(vs)) if services else None
     if svc_snap is not None:
         healthy = int(svc_snap.get("healthy", 0))
         total = int(svc_snap["total"]) if "total" in svc_snap else _db_counts(vs)[1]
@@ -698,13 +700,26 @@ class Host:
 
 
 def _address_order(address: str) -> tuple:
-    """Numeric order of IPv4 before IPv6 (inet_pton: ten times cheaper than ipaddress for 37,000 of them)."""
+    """Numeric order, IPv4 before IPv6, anything else last."""
     for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
         try:
             return (version, socket.inet_pton(family, address))
         except OSError:
             pass
     return (99, b"")
+
+
+def ip_sorted(addresses) -> list[str]:
+    """`addresses` in numeric order, IPv4 before IPv6: the C converters as sort keys, which sorts 37,000
+    addresses in a few milliseconds (ipaddress objects took ten times longer); _address_order if one of
+    them is not a plain address."""
+    v4, v6 = [], []
+    for address in addresses:
+        (v6 if ":" in address else v4).append(address)
+    try:
+        return sorted(v4, key=socket.inet_aton) + sorted(v6, key=partial(socket.inet_pton, socket.AF_INET6))
+    except OSError:
+        return sorted(v4 + v6, key=_address_order)
 
 
 def hosts(director: Director, page=1, prefix: str = "") -> Page:
@@ -717,7 +732,7 @@ def hosts(director: Director, page=1, prefix: str = "") -> Page:
     addresses = reals.order_by().values_list("address", flat=True).distinct()
     if prefix:
         addresses = addresses.filter(address__startswith=prefix)
-    result = page_of(sorted(addresses, key=_address_order), page, HOSTS_PAGE)
+    result = page_of(ip_sorted(addresses), page, HOSTS_PAGE)
     by_address: dict[str, list[RealServer]] = {a: [] for a in result.object_list}
     for server in reals.filter(address__in=result.object_list).select_related("service"):
         by_address[server.address].append(server)

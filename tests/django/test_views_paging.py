@@ -9,6 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clusters import live
 from clusters.models import Director, RealServer, VirtualService
@@ -167,3 +169,10 @@ def test_it_keeps_the_query_count_flat_past_a_page(
     _reals(service, live.REALS_PAGE * 2, start=3)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get(url, headers=headers).status_code == 200
+
+
+@given(st.lists(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), max_size=60, unique=True))
+def test_it_orders_hosts_like_ipaddress_does(addresses):
+    """The fast sort of the hosts table is ipaddress's order: IPv4 before IPv6, numeric within each."""
+    texts = [str(a) for a in addresses]
+    assert live.ip_sorted(texts) == [str(a) for a in sorted(addresses, key=lambda a: (a.version, int(a)))]
