@@ -709,6 +709,9 @@ def _address_order(address: str) -> tuple:
     return (99, b"")
 
 
+ADDRESS_CHARS = frozenset("0123456789abcdefABCDEF.:")
+
+
 def ip_sorted(addresses) -> list[str]:
     """`addresses` in numeric order, IPv4 before IPv6: the C converters as sort keys, which sorts 37,000
     addresses in a few milliseconds (ipaddress objects took ten times longer); _address_order if one of
@@ -731,7 +734,8 @@ def hosts(director: Director, page=1, prefix: str = "") -> Page:
     reals = RealServer.objects.filter(service__director=director)
     addresses = reals.order_by().values_list("address", flat=True).distinct()
     if prefix:
-        addresses = addresses.filter(address__startswith=prefix)
+        # what no address starts with (a NUL, which PostgreSQL refuses in a query, included) matches nothing
+        addresses = addresses.filter(address__startswith=prefix) if ADDRESS_CHARS.issuperset(prefix) else []
     result = page_of(ip_sorted(addresses), page, HOSTS_PAGE)
     by_address: dict[str, list[RealServer]] = {a: [] for a in result.object_list}
     for server in reals.filter(address__in=result.object_list).select_related("service"):

@@ -92,6 +92,16 @@ def test_it_pages_and_filters_the_hosts_of_a_director(client, viewer):
     ]
 
 
+@pytest.mark.parametrize("prefix", ["\x00", "192.168.100.1\x00", "x", "<b>", "%", "_"])
+def test_it_matches_no_host_with_a_prefix_no_address_has(client, viewer, prefix):
+    director = Director.objects.create(name="big", masquerade=False)
+    _services(director, 3)
+    client.force_login(viewer)
+    response = client.get(reverse("director_detail", args=[director.pk]), {"host": prefix})
+    assert response.status_code == 200 and _rows(response.content.decode(), HOST_ROW) == 0
+    assert "No real-server address starts with" in response.content.decode()
+
+
 @pytest.mark.usefixtures("fresh_celery_pools")
 def test_it_keeps_the_page_after_a_host_action(client, operator):
     director = Director.objects.create(name="big", masquerade=False)
