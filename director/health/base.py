@@ -16,6 +16,7 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from director.desired import CheckSpec
@@ -44,11 +45,16 @@ MAX_READ = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """Outcome of one check attempt: up or not, how long it took (seconds), and why, in a few words."""
+    """Outcome of one check attempt: up or not, how long it took (seconds), and why, in a few words.
+
+    stale: a timeout that ran while the engine's own loop was starved, so it says nothing about the server;
+    the engine re-verifies it instead of counting it (see probe.py).
+    """
 
     ok: bool
     latency: float
     reason: str
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,8 @@ class Checker:
     """
 
     name = "base"
+    #: True when the checker implements `begin` (the engine's callback fast path, no task per check).
+    fast = False
 
     def __init__(self, spec: CheckSpec):
         self.spec = spec
@@ -160,6 +168,11 @@ class Checker:
         return CheckResult(ok, time.perf_counter() - start, reason)
 
     async def _check(self, target: Target) -> str:
+        raise NotImplementedError
+
+    def begin(self, prober, target: Target, done: Callable[[CheckResult], None]):
+        """Fast path (only when `fast`): start one check on `prober` (probe.Prober), call `done(result)` once
+        on the loop thread; returns the probe.Op to cancel, or None."""
         raise NotImplementedError
 
     async def open(

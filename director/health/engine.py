@@ -2,16 +2,27 @@
 
 Thread model. The engine owns one asyncio event loop in one background thread (`start()`/`stop()`), so it
 can live inside a Celery worker process (a bootstep) whose own threads never block it. `update()`,
-`results()`, `result()` and `services()` may be called from any thread. Callbacks run *on the engine
-thread*: keep them short (hand work to a queue) or they delay checks.
+`results()`, `result()`, `services()` and `load()` may be called from any thread. Callbacks run *on the
+engine thread*: keep them short (hand work to a queue) or they delay checks.
 
-Scheduling. One asyncio task per (service, real). Each starts after a random delay within its interval
-(so 10,000 checks configured at once do not fire at once) and then runs at a fixed rate: a check that
-ends at t is followed by the next at start + k * interval, so detection takes at most one interval plus
-the check itself. A round is up to `retries` attempts `delay_before_retry` apart (see `state.RealHealth`).
+Scheduling. No task per real server: one scheduler tick (every TICK seconds) starts the checks that are due,
+from one heap. Plain HTTP and TCP connect checks then run as callbacks on the loop's epoll (probe.py); other
+checkers run as one short task per attempt. The first check of each real comes after a random delay within
+its interval (so 10,000 checks configured at once do not fire at once), then rounds run at a fixed rate
+(round k starts at first + k * interval), so detection takes at most one interval plus the check itself. A
+round is up to `retries` attempts `delay_before_retry` apart (see `state.RealHealth`).
+
+Overload (like keepalived, which simply runs late when its CPU is short, instead of collapsing). A tick that
+comes late means the loop has more work than CPU: the number of checks a tick may start is cut (AIMD), so
+due checks wait, and a check that starts late schedules its next round from its actual start: the schedule
+stretches instead of piling up, and recovers as ticks come on time again. `load()` says how far behind the
+engine is (the agent ships it in its snapshot). A check never fails because the engine was late: timeouts
+count from the connect / the sent request (probe.py), replies that arrived while the loop was busy are read
+before any deadline is judged, and a timeout that ran while the loop was starved is *stale*: re-verified
+with a fresh attempt (up to REVERIFY times a round) instead of counted.
 
 Reconfiguration. `update(services)` diffs against what runs: a real whose check-relevant settings are
-unchanged keeps its task, its state and its counters; a real whose check changed restarts with its
+unchanged keeps its schedule, its state and its counters; a real whose check changed restarts with its
 current up/down state carried over (no spurious transition); a removed real is cancelled and forgotten.
 
 The engine only reports. Weight 0 vs removal (quiescent), the fallback server and events are the agent's
@@ -21,16 +32,21 @@ decisions, taken in `on_change(service_key, real_key, up, result)`.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import random
+import resource
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from director.desired import CheckSpec, ServiceSpec
 
 from .base import Checker, CheckResult, Target, check_port_for
+from .probe import LATE, Prober
 from .registry import build_checker
 from .state import Quorum, RealHealth
 
@@ -40,6 +56,16 @@ ServiceKey = tuple
 RealKey = tuple[str, int]
 OnChange = Callable[[ServiceKey, RealKey, bool, CheckResult], None]
 OnQuorum = Callable[[ServiceKey, bool, int], None]
+
+#: The scheduler's period (seconds): checks start at most this late when the loop keeps up.
+TICK = 0.02
+#: A tick later than this (seconds) cuts the number of checks a tick may start.
+SLOW_TICK = 0.05
+#: Stale timeouts (run while the loop was starved) re-verified per round before one counts anyway, so a
+#: server that really hangs is still found while the engine stays overloaded.
+REVERIFY = 3
+#: The engine reports itself behind when a due check waits longer than this (seconds).
+BEHIND = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +102,32 @@ class ServiceHealth:
     quorum_met: bool | None
 
 
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """Whether the engine keeps up with its configuration (the agent's snapshot carries it as `health_load`).
+
+    configured: check rounds per second the configuration asks for (sum of 1/interval); achieved: checks
+    started per second over the last seconds (retries and re-verifications included); lag: how long the
+    most overdue check has been waiting past its time (0 when on time); loop_late: how late the engine's
+    tick ran lately (decaying maximum); behind: lag > BEHIND, i.e. the engine is stretching its schedule
+    because it lacks CPU (or descriptors) for the configured rate; in_flight: checks running now;
+    stale_timeouts: timeouts seen while the loop was starved, re-verified instead of counted (total).
+    """
+
+    configured: float
+    achieved: float
+    lag: float
+    loop_late: float
+    behind: bool
+    in_flight: int
+    stale_timeouts: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 class _Job:
-    """One (service, real) pair: its checker, target, state machine and running task."""
+    """One (service, real) pair: its checker, target, state machine, schedule and last result."""
 
     __slots__ = (
         "service",
@@ -87,10 +137,22 @@ class _Job:
         "checker",
         "target",
         "health",
+        "interval",
+        "delay",
+        "due",
+        "round_due",
+        "round_started",
+        "new_round",
+        "reverified",
+        "running",
+        "op",
         "task",
+        "done",
+        "dead",
         "checks",
         "failures",
         "since",
+        "last",
     )
 
     def __init__(self, service, real, signature, spec, checker, target, health):
@@ -99,10 +161,20 @@ class _Job:
         self.checker: Checker = checker
         self.target: Target = target
         self.health: RealHealth = health
-        self.task: asyncio.Task | None = None
+        self.interval = max(0.05, float(spec.checkinterval))
+        self.delay = max(0.0, float(spec.delay_before_retry))
+        self.due = self.round_due = self.round_started = 0.0
+        self.new_round = True
+        self.reverified = 0
+        self.running = False
+        self.op = None  # probe.Op of a fast-path attempt in flight
+        self.task: asyncio.Task | None = None  # task of a slow-path attempt in flight
+        self.done: Callable[[CheckResult], None] | None = None
+        self.dead = False
         self.checks = 0
         self.failures = 0
         self.since = 0.0
+        self.last: tuple | None = None  # (ok, latency, reason, checked_at) of the last attempt
 
 
 class _Service:
@@ -138,7 +210,6 @@ class HealthEngine:
         self._jobs: dict[tuple[ServiceKey, RealKey], _Job] = {}
         self._services: dict[ServiceKey, _Service] = {}
         self._checkers: dict[tuple[CheckSpec, str], Checker] = {}
-        self._status: dict[tuple[ServiceKey, RealKey], RealStatus] = {}
         self._lock = threading.Lock()
         self._pending: list[ServiceSpec] | None = None
         self._applied: list[ServiceSpec] | None = None
@@ -146,6 +217,26 @@ class HealthEngine:
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
+        # scheduler
+        self._heap: list[tuple[float, int, _Job]] = []
+        self._seq = itertools.count()
+        self._prober: Prober | None = None
+        self._tasks: set[asyncio.Task] = set()
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        # descriptors for checks in flight: leave room for the rest of the process (a Celery worker, Redis...)
+        self._max_in_flight = max(32, min(50_000, (soft if soft > 0 else 1024) - 128))
+        self._in_flight = 0
+        self._budget = 1e9  # checks a tick may start (AIMD: cut when ticks run late)
+        self._tick_at = 0.0
+        self._late = 0.0
+        self._late_at = -1.0
+        self._lag = 0.0
+        self._started = 0
+        self._rate_samples: deque = deque(maxlen=6)
+        self._configured = 0.0
+        self._stale = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._started_last_tick = 0
 
     # ---- lifecycle (any thread) -------------------------------------------------------------------------
 
@@ -197,13 +288,29 @@ class HealthEngine:
     # ---- read side (any thread) ---------------------------------------------------------------------------
 
     def results(self) -> dict[tuple[ServiceKey, RealKey], RealStatus]:
-        """Snapshot of the latest status of every checked real, keyed by (service key, real key)."""
-        with self._lock:
-            return dict(self._status)
+        """Snapshot of the latest status of every checked real, keyed by (service key, real key).
+
+        Built on demand from each job's last result (one tuple, swapped atomically by the engine thread), so
+        a check costs no status object and no lock."""
+        jobs = dict(self._jobs)
+        out = {}
+        for key, job in jobs.items():
+            status = self._status_of(job)
+            if status is not None:
+                out[key] = status
+        return out
 
     def result(self, service: ServiceKey, real: RealKey) -> RealStatus | None:
-        with self._lock:
-            return self._status.get((service, real))
+        job = self._jobs.get((service, real))
+        return None if job is None else self._status_of(job)
+
+    @staticmethod
+    def _status_of(job: _Job) -> RealStatus | None:
+        last = job.last
+        if last is None:
+            return None
+        ok, latency, reason, checked_at, checks, failures, since, up = last
+        return RealStatus(job.service, job.real, up, ok, latency, reason, checked_at, since, checks, failures)
 
     def services(self) -> dict[ServiceKey, ServiceHealth]:
         """Healthy count and quorum verdict of every service."""
@@ -212,6 +319,23 @@ class HealthEngine:
                 key: ServiceHealth(key, s.healthy, s.total, s.quorum.quorum, s.quorum.met)
                 for key, s in self._services.items()
             }
+
+    def load(self) -> EngineLoad:
+        """How well the engine keeps up (see EngineLoad); cheap, any thread."""
+        samples = list(self._rate_samples)
+        achieved = 0.0
+        if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
+            achieved = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+        lag = self._lag
+        return EngineLoad(
+            configured=round(self._configured, 1),
+            achieved=round(achieved, 1),
+            lag=round(lag, 3),
+            loop_late=round(self._late, 3),
+            behind=lag > BEHIND,
+            in_flight=self._in_flight,
+            stale_timeouts=self._stale,
+        )
 
     # ---- engine thread --------------------------------------------------------------------------------------
 
@@ -228,24 +352,149 @@ class HealthEngine:
                 self._loop = None
 
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._prober = Prober.of(loop)
+        self._prober.driven = True  # our tick scans its deadlines
+        self._budget, self._late, self._lag, self._late_at = 1e9, 0.0, 0.0, -1.0
+        self._rate_samples.clear()
         if self._pending is not None:
             self._apply(self._pending)
             self._pending = None
+        self._tick_at = loop.time() + TICK
+        self._timer = loop.call_at(self._tick_at, self._tick)
         self._ready.set()
-        await self._stopping.wait()
+        try:
+            await self._stopping.wait()
+        finally:
+            self._timer.cancel()
         jobs = list(self._jobs.values())
         for job in jobs:
-            if job.task:
+            job.dead = True
+            if job.task is not None:
                 job.task.cancel()
         await asyncio.gather(*(j.task for j in jobs if j.task), return_exceptions=True)
+        self._prober.close()
+        self._prober = None
         # A later start() begins afresh from the last configuration (states unknown again).
         self._pending = self._applied
         self._jobs.clear()
         self._checkers.clear()
+        self._heap.clear()
+        self._in_flight = 0
+        self._configured = 0.0
         with self._lock:
             self._services.clear()
-            self._status.clear()
+
+    def _tick(self) -> None:
+        """Start due checks within the budget, judge deadlines, adapt the budget to how late we run."""
+        loop = self._loop
+        now_loop = loop.time()
+        late = now_loop - self._tick_at
+        now = time.monotonic()
+        self._late = max(late, self._late * 0.95)
+        if late >= LATE:
+            self._late_at = self._prober.late_at = now
+        heap = self._heap
+        backlog = bool(heap) and heap[0][0] <= now
+        if late > SLOW_TICK:  # more work than CPU: start fewer checks (AIMD), the schedule stretches
+            recent = max(self._started_last_tick, self._configured * TICK, 1.0)
+            self._budget = max(1.0, min(self._budget, recent) * 0.7)
+        elif backlog and self._budget < 1e9:
+            self._budget = min(1e9, self._budget * 1.2 + 1.0)
+        self._prober.expire()  # serves ready sockets first: a late loop still sees every reply that came
+        budget = int(self._budget)
+        started = 0
+        cap = self._max_in_flight
+        while heap and heap[0][0] <= now and started < budget and self._in_flight < cap:
+            job = heapq.heappop(heap)[2]
+            if job.dead:
+                continue
+            self._launch(job, now)
+            started += 1
+        self._started_last_tick = started
+        self._lag = (now - heap[0][0]) if heap and heap[0][0] <= now else 0.0
+        if not self._rate_samples or now - self._rate_samples[-1][0] >= 1.0:
+            self._rate_samples.append((now, self._started))
+        self._tick_at = now_loop + TICK
+        self._timer = loop.call_at(self._tick_at, self._tick)
+
+    def _push(self, job: _Job, due: float) -> None:
+        job.due = due
+        heapq.heappush(self._heap, (due, next(self._seq), job))
+
+    def _launch(self, job: _Job, now: float) -> None:
+        if job.new_round:
+            job.new_round = False
+            job.round_started = now
+        job.running = True
+        self._in_flight += 1
+        self._started += 1
+        checker = job.checker
+        if checker.fast:
+            try:
+                job.op = checker.begin(self._prober, job.target, job.done)
+            except Exception as exc:  # noqa: BLE001 - a checker bug is a failed check, not a dead schedule
+                self._loop.call_soon(job.done, self._crashed(job, exc))
+            return
+        task = self._loop.create_task(self._attempt(job, now))
+        job.task = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        job, result = task.result()
+        job.task = None
+        job.done(result)
+
+    async def _attempt(self, job: _Job, started: float) -> tuple[_Job, CheckResult]:
+        """One check as a task (checkers without a fast path). A checker that raises (a bug, or settings it
+        cannot encode) fails the check with the reason instead of ending the schedule - a dead schedule would
+        leave a dead backend at full weight."""
+        try:
+            result = await job.checker.check(job.target)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted as a failure, so failurecount/quiescent apply
+            result = self._crashed(job, exc)
+        if not result.ok and "timeout" in result.reason and self._late_at >= started:
+            result = replace(result, stale=True)  # the loop was starved while this check waited
+        return job, result
+
+    @staticmethod
+    def _crashed(job: _Job, exc: Exception) -> CheckResult:
+        log.error("health check %s of %s raised", job.checker.name, job.target.address, exc_info=exc)
+        return CheckResult(False, 0.0, f"check error: {exc.__class__.__name__}: {exc}"[:120])
+
+    def _finished(self, job: _Job, result: CheckResult) -> None:
+        """An attempt ended: re-verify a stale timeout, else feed the state machine and schedule what follows."""
+        if job.dead:
+            return
+        job.running = False
+        job.op = None
+        self._in_flight -= 1
+        now = time.monotonic()
+        if result.stale and job.reverified < REVERIFY:
+            job.reverified += 1
+            self._stale += 1
+            self._push(job, now + random.uniform(0.05, 0.25))  # once the loop has caught its breath
+            return
+        before = job.health.up
+        step = job.health.observe(result.ok)
+        self._record(job, result, before)
+        if step.retry:
+            self._push(job, now + job.delay)
+            return
+        job.reverified = 0
+        job.new_round = True
+        interval = job.interval
+        # fixed rate while on time; a round that started late (overload) stretches the schedule instead
+        nxt = max(job.round_due + interval, job.round_started + interval)
+        if nxt < now:  # overran (a slow check): skip the missed slots, do not burst
+            nxt = now + interval * random.random() * 0.1
+        job.round_due = nxt
+        self._push(job, nxt)
 
     def _checker(self, spec: CheckSpec, protocol: str, cache: dict) -> Checker:
         key = (spec, protocol)
@@ -296,6 +545,7 @@ class HealthEngine:
             with self._lock:
                 del self._services[skey]
 
+        now = time.monotonic()
         for key, (spec, protocol, target) in wanted.items():
             signature = (spec, protocol, target)
             job = self._jobs.get(key)
@@ -304,12 +554,13 @@ class HealthEngine:
             up = None
             if job is not None:
                 up = job.health.up
-                self._drop(job, keep_status=True)
+                self._drop(job)
             checker = self._checker(spec, protocol, checkers)
             health = RealHealth(spec.failurecount, spec.rise, spec.retries, up=up)
             new = _Job(key[0], key[1], signature, spec, checker, target, health)
+            new.done = self._done_for(new)
             if job is not None:
-                new.checks, new.failures, new.since = job.checks, job.failures, job.since
+                new.checks, new.failures, new.since, new.last = job.checks, job.failures, job.since, job.last
             self._jobs[key] = new
             service = self._services[key[0]]
             service.total += 1
@@ -317,7 +568,10 @@ class HealthEngine:
                 service.healthy += 1
             elif up is None:
                 service.unknown += 1
-            new.task = asyncio.get_running_loop().create_task(self._run(new), name=f"health {key}")
+            first = now + (random.uniform(0, new.interval) if self.jitter else 0.0)
+            new.round_due = first
+            self._push(new, first)
+        self._configured = sum(1.0 / j.interval for j in self._jobs.values())
         for skey, service in self._services.items():  # removals can change a verdict without any check
             if service.quorum.met is not None or (service.unknown == 0 and service.total == 0):
                 flip = service.quorum.update(service.healthy)
@@ -326,9 +580,20 @@ class HealthEngine:
         # Keep only checkers still in use, so e.g. a combined checker's counters survive an update.
         self._checkers = {(j.spec, j.target.protocol): j.checker for j in self._jobs.values()}
 
-    def _drop(self, job: _Job, keep_status: bool = False) -> None:
+    def _done_for(self, job: _Job) -> Callable[[CheckResult], None]:
+        """The job's completion callback, made once (not per check)."""
+        finished = self._finished
+        return lambda result: finished(job, result)
+
+    def _drop(self, job: _Job) -> None:
+        job.dead = True
+        if job.running:
+            job.running = False
+            self._in_flight -= 1
         if job.task is not None:
             job.task.cancel()
+        if job.op is not None and self._prober is not None:
+            self._prober.cancel(job.op)
         forget = getattr(job.checker, "forget", None)
         if forget is not None:
             forget(job.target)
@@ -339,44 +604,6 @@ class HealthEngine:
                 service.healthy -= 1
             elif job.health.up is None:
                 service.unknown -= 1
-        if not keep_status:
-            with self._lock:
-                self._status.pop((job.service, job.real), None)
-
-    async def _run(self, job: _Job) -> None:
-        loop = asyncio.get_running_loop()
-        interval = max(0.05, float(job.spec.checkinterval))
-        delay = max(0.0, float(job.spec.delay_before_retry))
-        if self.jitter:
-            await asyncio.sleep(random.uniform(0, interval))
-        next_at = loop.time()
-        while True:
-            while True:
-                before = job.health.up
-                result = await self._attempt(job)
-                step = job.health.observe(result.ok)
-                if not step.retry:
-                    break
-                self._record(job, result, before)
-                await asyncio.sleep(delay)
-            self._record(job, result, before)
-            next_at += interval
-            now = loop.time()
-            if next_at < now:  # overran (slow check or overloaded loop): skip missed slots, do not burst
-                next_at = now + interval * random.random() * 0.1
-            await asyncio.sleep(next_at - now)
-
-    @staticmethod
-    async def _attempt(job: _Job) -> CheckResult:
-        """One check; a checker that raises (a bug, or settings it cannot encode) fails the check with the
-        reason instead of ending the task - a dead task would leave a dead backend at full weight."""
-        try:
-            return await job.checker.check(job.target)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - counted as a failure, so failurecount/quiescent apply
-            log.exception("health check %s of %s raised", job.checker.name, job.target.address)
-            return CheckResult(False, 0.0, f"check error: {exc.__class__.__name__}: {exc}"[:120])
 
     def _record(self, job: _Job, result: CheckResult, before: bool | None) -> None:
         """Store the attempt's status; on a state change adjust counts and fire the callbacks."""
@@ -393,20 +620,8 @@ class HealthEngine:
                 service.healthy += int(bool(up)) - int(bool(before))
                 if before is None:
                     service.unknown -= 1
-        status = RealStatus(
-            job.service,
-            job.real,
-            up,
-            result.ok,
-            result.latency,
-            result.reason,
-            now,
-            job.since,
-            job.checks,
-            job.failures,
-        )
-        with self._lock:
-            self._status[(job.service, job.real)] = status
+        # one tuple swapped in: a reader on another thread sees the whole previous or the whole new status
+        job.last = (result.ok, result.latency, result.reason, now, job.checks, job.failures, job.since, up)
         if not changed:
             return
         quorum_flip = None

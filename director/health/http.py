@@ -17,8 +17,6 @@ Like LWP, a followed redirect drops the virtual host and asks the host the Locat
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import re
 import socket
 import ssl
@@ -36,6 +34,7 @@ from .base import (
     fmt_seconds,
     reason_for,
 )
+from .probe import Prober, run_fast
 
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3})")
 _LOCATION = re.compile(rb"^location:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
@@ -74,122 +73,6 @@ class _Collect(asyncio.Protocol):
             self.done.set_exception(exc)
         else:
             self.done.set_result(b"".join(self.chunks))
-
-
-class _PlainExchange:
-    """One plain-HTTP exchange driven by selector callbacks on a bare non-blocking socket.
-
-    This is the hot path of a director with thousands of web reals: no transport, no stream, one future
-    and one timer per check. The timer first guards the connect (checktimeout), then the whole exchange
-    (negotiatetimeout), so a timeout says which phase stalled.
-    """
-
-    __slots__ = (
-        "loop",
-        "sock",
-        "fd",
-        "request",
-        "fut",
-        "chunks",
-        "size",
-        "timer",
-        "deadline",
-        "connected",
-        "checker",
-    )
-
-    def __init__(self, loop, checker: HttpChecker, target: Target, request: bytes):
-        self.loop = loop
-        self.checker = checker
-        self.request = request
-        self.fut = loop.create_future()
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.connected = False
-        self.sock = sock = socket.socket(target.family, socket.SOCK_STREAM)
-        self.fd = sock.fileno()
-        sock.setblocking(False)
-        now = loop.time()
-        self.deadline = now + checker.timeout
-        self.timer = loop.call_at(now + checker.connect_timeout, self._timeout)
-        err = sock.connect_ex((target.address, target.check_port))
-        if err not in (0, errno.EINPROGRESS):
-            self._fail(OSError(err, os.strerror(err)))
-            return
-        # Optimistic send: on a near (or loopback) server the handshake is often done already, which
-        # saves a writer registration and a loop iteration; EAGAIN means "not yet", so wait for it.
-        try:
-            self._send()
-        except BlockingIOError:
-            loop.add_writer(self.fd, self._on_connect)
-        except OSError as exc:
-            self._fail(exc)
-
-    def _on_connect(self):
-        self.loop.remove_writer(self.fd)
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._fail(OSError(err, os.strerror(err)))
-            return
-        try:
-            self._send()
-        except OSError as exc:
-            self._fail(exc)
-
-    def _send(self):
-        sent = self.sock.send(self.request)
-        self.connected = True
-        checker = self.checker
-        if checker.timeout > checker.connect_timeout:
-            self.timer.cancel()
-            self.timer = self.loop.call_at(self.deadline, self._timeout)
-        if sent != len(self.request):  # a request head is tiny; a short write means a broken peer
-            self._fail(CheckFailed("short write"))
-            return
-        self.loop.add_reader(self.fd, self._on_read)
-
-    def _on_read(self):
-        try:
-            data = self.sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if self.chunks:  # a reset after the response (common with closing servers) is fine
-                self._done()
-            else:
-                self._fail(exc)
-            return
-        if data:
-            self.chunks.append(data)
-            self.size += len(data)
-            if self.size <= MAX_READ:
-                return
-        self._done()
-
-    def _timeout(self):
-        checker = self.checker
-        if self.connected:
-            self._fail(TimeoutError())
-        else:
-            self._fail(CheckFailed(f"connect timeout {fmt_seconds(checker.connect_timeout)}"))
-
-    def close(self):
-        if self.sock is not None:
-            self.timer.cancel()
-            self.loop.remove_reader(self.fd)
-            self.loop.remove_writer(self.fd)
-            self.sock.close()
-            self.sock = None
-
-    def _done(self):
-        self.close()
-        if not self.fut.done():
-            self.fut.set_result(b"".join(self.chunks))
-
-    def _fail(self, exc: BaseException):
-        self.close()
-        if not self.fut.done():
-            self.fut.set_exception(exc)
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -242,6 +125,7 @@ class HttpChecker(Checker):
         self.redirects = max(0, int(spec.redirects))
         self.ssl_context = self._ssl_context(spec, cafile) if self.service == "https" else None
         self._requests: dict[Target, bytes] = {}
+        self._following: set[asyncio.Task] = set()
 
     @staticmethod
     def _ssl_context(spec: CheckSpec, cafile: str | None) -> ssl.SSLContext:
@@ -279,26 +163,58 @@ class HttpChecker(Checker):
                 self._requests[target] = req
         return req
 
+    @property
+    def fast(self) -> bool:
+        """Plain HTTP takes the probe fast path (probe.py); HTTPS goes through a TLS transport (`_check`)."""
+        return self.ssl_context is None
+
+    def begin(self, prober: Prober, target: Target, done):
+        timeout = self.timeout
+
+        def finished(exc, raw, latency, stale):
+            if exc is not None:
+                done(CheckResult(False, latency, reason_for(exc, timeout), stale))
+                return
+            if self.redirects and self.location(raw) is not None:
+                self._redirected(prober.loop, raw, target, latency, done)
+                return
+            try:
+                done(CheckResult(True, latency, self.judge(raw)))
+            except Exception as exc:  # noqa: BLE001 - every failure is a result
+                done(CheckResult(False, latency, reason_for(exc, timeout)))
+
+        return prober.start(
+            target.family,
+            (target.address, target.check_port),
+            self.request_for(target),
+            self.connect_timeout,
+            timeout,
+            finished,
+        )
+
+    def _redirected(self, loop, raw: bytes, target: Target, spent: float, done) -> None:
+        """The rare slow part of the fast path: follow redirects in a task, within what is left of the timeout."""
+
+        async def follow():
+            start = loop.time()
+            try:
+                async with asyncio.timeout(max(0.001, self.timeout - spent)):
+                    final = await self.follow(raw, self.url_for(target))
+                result = CheckResult(True, spent + loop.time() - start, self.judge(final))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is a result
+                result = CheckResult(False, spent + loop.time() - start, reason_for(exc, self.timeout))
+            done(result)
+
+        task = loop.create_task(follow())
+        self._following.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._following.discard)
+
     async def check(self, target: Target) -> CheckResult:
-        """Plain HTTP takes the callback fast path; HTTPS goes through a TLS transport (`_check`)."""
         if self.ssl_context is not None:
             return await super().check(target)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        op = _PlainExchange(loop, self, target, self.request_for(target))
-        try:
-            raw = await op.fut
-            if self.redirects and self.location(raw) is not None:
-                async with asyncio.timeout(max(0.001, self.timeout - (loop.time() - start))):
-                    raw = await self.follow(raw, self.url_for(target))
-            reason = self.judge(raw)
-            ok = True
-        except asyncio.CancelledError:
-            op.close()
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is a result
-            ok, reason = False, reason_for(exc, self.timeout)
-        return CheckResult(ok, loop.time() - start, reason)
+        return await run_fast(self, target)
 
     def location(self, raw: bytes) -> str | None:
         """The Location of a redirect this check follows (a 30x it does not expect), else None."""

@@ -1,0 +1,331 @@
+"""Health checks at scale, ours next to keepalived's, in one lab guest run (issue 17).
+
+usage (in the lab; the guest's single vCPU is the "director"):
+  LAB_NS=umwX UMW_LAB_DIR=/tmp/umw-lab-X lab/lab.sh exec '.venv/bin/python bench/scale_health.py'
+options: --sizes 1000,5000 --kinds http,tcp --interval 2 --measure 10 --overload 20
+
+Real servers: bench/rsd_many.c (compiled here with cc, so the servers cost the shared vCPU little) listening
+on N ports of rs1 (192.168.1.4:20000+i). A check is one TCP connection to them, so the checks a daemon did
+are counted the same way for both: the rs1 namespace's TCP PassiveOpens counter (/proc/net/snmp).
+
+For each kind (HTTP GET /, status 200 | TCP connect) and size N, with every real checked every --interval s
+(services of 100 reals, 3 s timeouts, one attempt per round):
+- ours: a process running `HealthEngine` only (director.health; no Celery, Redis or kernel table), so its
+  CPU is the engine's; keepalived: `keepalived --check` (checker only, own config and pid files, as the
+  daemon oracle suite runs it), its checker process's CPU. Both after a warm-up (until the rate settles).
+- CPU-ms per 1,000 checks (utime+stime of the process over the window / checks in the window), checks/s,
+  RSS (ours: the engine process; keepalived: parent + checker).
+Then the overload run: N = the largest size, HTTP, with a CPU hog (a busy shell loop) on the guest's only
+vCPU for --overload s: checks/s achieved, false downs (every server is healthy, so every DOWN is false:
+ours counts DOWN transitions, keepalived's "Removing service" log lines) and, for ours, what `load()`
+reported (lag, behind, stale timeouts re-verified).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RS_NS, RS_ADDR, BASE_PORT, VIP, PER_SERVICE = "rs1", "192.168.1.4", 20000, "10.20.0.1", 100
+SCRATCH = Path(os.environ.get("TMPDIR", "/run/tmp"))
+TIMEOUT = 3
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+# ---- the engine side (child process) ------------------------------------------------------------------
+
+
+def engine_child(kind: str, n: int, interval: float) -> None:
+    """Run our engine on n reals until SIGTERM, then print what it saw as JSON."""
+    from director.desired import CheckSpec, RealSpec, ServiceSpec
+    from director.health.engine import HealthEngine
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    check = CheckSpec(
+        checktype="negotiate" if kind == "http" else "connect",
+        service="http",
+        request="/",
+        checkinterval=interval,
+        checktimeout=TIMEOUT,
+        negotiatetimeout=TIMEOUT,
+        redirects=0,
+    )
+    services = [
+        ServiceSpec(
+            "tcp",
+            VIP,
+            80 + i // PER_SERVICE,
+            check=check,
+            reals=tuple(RealSpec(RS_ADDR, BASE_PORT + j) for j in range(i, min(n, i + PER_SERVICE))),
+        )
+        for i in range(0, n, PER_SERVICE)
+    ]
+    downs: dict = {}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+
+    def on_change(service, real, up, result):
+        if not up:
+            downs[real] = result.reason
+
+    engine = HealthEngine(on_change)
+    engine.update(services)
+    engine.start()
+    worst = {"lag": 0.0, "behind": False, "loop_late": 0.0}
+    while not stop:
+        time.sleep(0.5)
+        load = engine.load()
+        worst["lag"] = max(worst["lag"], load.lag)
+        worst["loop_late"] = max(worst["loop_late"], load.loop_late)
+        worst["behind"] = worst["behind"] or load.behind
+    final = engine.load().as_dict()
+    engine.stop()
+    reasons: dict[str, int] = {}
+    for reason in downs.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    print(json.dumps({"downs": len(downs), "reasons": reasons, "worst": worst, "load": final}), flush=True)
+
+
+# ---- the parent: servers, daemons, measurements --------------------------------------------------------
+
+
+def netns(*cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", RS_NS, *cmd]
+
+
+def passive_opens() -> int:
+    out = subprocess.run(netns("cat", "/proc/net/snmp"), capture_output=True, text=True, timeout=30).stdout
+    tcp = [line.split() for line in out.splitlines() if line.startswith("Tcp:")]
+    return int(tcp[1][tcp[0].index("PassiveOpens")])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ  # utime, stime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_servers(n: int) -> subprocess.Popen:
+    binary = SCRATCH / "rsd_many"
+    if not binary.exists():
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            raise SystemExit("scale_health needs a C compiler for bench/rsd_many.c")
+        subprocess.run(
+            [cc, "-O2", "-o", str(binary), str(REPO / "bench/rsd_many.c")], check=True, timeout=300
+        )
+    proc = subprocess.Popen(
+        netns(str(binary), RS_ADDR, str(BASE_PORT), str(n)),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit("real servers did not start")
+    return proc
+
+
+def keepalived_conf(kind: str, n: int, interval: float) -> str:
+    if kind == "http":
+        check = (
+            f"HTTP_GET {{\n url {{\n path /\n status_code 200\n }}\n connect_timeout {TIMEOUT}\n retry 1\n }}"
+        )
+    else:
+        check = f"TCP_CHECK {{\n connect_timeout {TIMEOUT}\n retry 1\n }}"
+    out = []
+    for i in range(0, n, PER_SERVICE):
+        reals = "".join(
+            f" real_server {RS_ADDR} {BASE_PORT + j} {{\n weight 1\n {check}\n }}\n"
+            for j in range(i, min(n, i + PER_SERVICE))
+        )
+        out.append(
+            f"virtual_server {VIP} {80 + i // PER_SERVICE} {{\n delay_loop {interval:g}\n lb_algo rr\n"
+            f" lb_kind NAT\n protocol TCP\n{reals}}}\n"
+        )
+    return "".join(out)
+
+
+class Ours:
+    name = "ours"
+
+    def __init__(self, kind, n, interval):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", kind, str(n), str(interval)],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            cwd=REPO,
+        )
+        self.report: dict = {}
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def checker_pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=60)
+        self.report = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+
+    def downs(self) -> int:
+        return int(self.report.get("downs", -1))
+
+
+class Keepalived:
+    name = "keepalived"
+
+    def __init__(self, kind, n, interval):
+        stem = SCRATCH / f"ka-scale-{kind}-{n}"
+        conf = stem.with_suffix(".conf")
+        conf.write_text(keepalived_conf(kind, n, interval))
+        self.log = stem.with_suffix(".log")
+        self.checkers_pid = Path(f"{stem}.checkers.pid")
+        self.checkers_pid.unlink(missing_ok=True)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "keepalived", "--check", "--dont-fork", "--log-console", "--no-syslog",
+                    "--use-file", str(conf), "--pid", f"{stem}.pid", "--checkers_pid", str(self.checkers_pid),
+                    "--vrrp_pid", f"{stem}.vrrp.pid", "--bfd_pid", f"{stem}.bfd.pid",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=SCRATCH,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self.checkers_pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def checker_pid(self) -> int:
+        return int(self.checkers_pid.read_text().split()[0])
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, self.checker_pid()]
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        subprocess.run(["ipvsadm", "-C"], timeout=60)
+
+    def downs(self) -> int:
+        text = self.log.read_text(errors="replace")
+        return len(set(re.findall(r"Removing service \[([^\]]+)\]:tcp:(\d+)", text)))
+
+
+def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog: bool = False) -> dict:
+    offered = n / interval
+    hog_proc = subprocess.Popen(["sh", "-c", "while :; do :; done"], start_new_session=True) if hog else None
+    daemon = daemon_cls(kind, n, interval)
+    try:
+        # warm-up: at least one interval after the start, then until the rate settles (bounded)
+        start = time.monotonic()
+        time.sleep(interval + 1)
+        last = passive_opens()
+        t_last = time.monotonic()
+        while time.monotonic() - start < 60:
+            time.sleep(2)
+            now_opens, now = passive_opens(), time.monotonic()
+            rate = (now_opens - last) / (now - t_last)
+            last, t_last = now_opens, now
+            if rate >= 0.9 * offered or (hog and time.monotonic() - start > 3 * interval):
+                break
+        pid = daemon.checker_pid()
+        c0, o0, t0 = cpu_seconds(pid), passive_opens(), time.monotonic()
+        time.sleep(seconds)
+        c1, o1, t1 = cpu_seconds(pid), passive_opens(), time.monotonic()
+        rss = sum(rss_mb(p) for p in daemon.pids())
+    finally:
+        daemon.stop()
+        if hog_proc is not None:
+            os.killpg(hog_proc.pid, signal.SIGKILL)
+            hog_proc.wait()
+    checks = o1 - o0
+    return {
+        "checks_per_s": checks / (t1 - t0),
+        "cpu_ms_per_1000": (c1 - c0) * 1000 / checks * 1000 if checks else float("nan"),
+        "cpu_util": (c1 - c0) / (t1 - t0),
+        "rss_mb": rss,
+        "downs": daemon.downs(),
+        "report": getattr(daemon, "report", {}),
+        "offered": offered,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--child", nargs=3, metavar=("KIND", "N", "INTERVAL"))
+    ap.add_argument("--sizes", default="1000,5000")
+    ap.add_argument("--kinds", default="http,tcp")
+    ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--measure", type=float, default=10.0)
+    ap.add_argument("--overload", type=float, default=20.0)
+    args = ap.parse_args()
+    if args.child:
+        engine_child(args.child[0], int(args.child[1]), float(args.child[2]))
+        return
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    subprocess.run(["ipvsadm", "-C"], timeout=60)
+    servers = start_servers(max(sizes))
+    print(f"scale_health: CPUs {os.cpu_count()}, interval {args.interval:g} s, timeouts {TIMEOUT} s, "
+          f"window {args.measure:g} s; keepalived checker only vs our engine process", flush=True)  # fmt: skip
+    head = f"{'kind':<5} {'reals':>6} {'who':<11} {'checks/s':>9} {'offered':>8} {'CPU-ms/1000':>12} {'CPU':>5} {'RSS MB':>7} {'downs':>6}"
+    print(head, flush=True)
+    rows = []
+    try:
+        for kind in args.kinds.split(","):
+            for n in sizes:
+                for cls in (Ours, Keepalived):
+                    r = measure(cls, kind, n, args.interval, args.measure)
+                    rows.append((kind, n, cls.name, r))
+                    print(
+                        f"{kind:<5} {n:>6} {cls.name:<11} {r['checks_per_s']:>9.0f} {r['offered']:>8.0f} "
+                        f"{r['cpu_ms_per_1000']:>12.0f} {r['cpu_util']:>5.0%} {r['rss_mb']:>7.1f} {r['downs']:>6}",
+                        flush=True,
+                    )
+        n = max(sizes)
+        print(f"\noverload: {n} HTTP reals, a CPU hog on the guest's vCPU, {args.overload:g} s", flush=True)
+        for cls in (Ours, Keepalived):
+            r = measure(cls, "http", n, args.interval, args.overload, hog=True)
+            extra = ""
+            if r["report"]:
+                w, load = r["report"]["worst"], r["report"]["load"]
+                extra = (
+                    f"  worst lag {w['lag']:.1f} s, behind reported: {w['behind']}, loop late {w['loop_late']:.2f} s, "
+                    f"stale timeouts re-verified {load['stale_timeouts']}, reasons {r['report']['reasons']}"
+                )
+            print(
+                f"{cls.name:<11} checks/s {r['checks_per_s']:>6.0f} of {r['offered']:.0f} offered, "
+                f"false downs {r['downs']} of {n}, CPU-ms/1000 {r['cpu_ms_per_1000']:.0f}{extra}",
+                flush=True,
+            )
+    finally:
+        os.killpg(servers.pid, signal.SIGTERM)
+        servers.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""The hot path of the health checks: TCP connects and plain HTTP/1.0 exchanges on one epoll per event loop.
+
+Why not asyncio transports or `loop.add_reader` per socket: at thousands of checks per second the cost of a
+check is its system calls and the Python objects made for it, and on a UML or small VM guest a system call
+costs tens of microseconds. One exchange here is socket (non-blocking from birth), connect, one epoll_ctl
+(registered once, edge-triggered, for writable *and* readable: no MOD or DEL later), send, usually one recv
+(EPOLLRDHUP says the server's FIN is in, so no second recv to see EOF), close (which also leaves the epoll).
+The epoll's own descriptor is one reader of the asyncio loop, so a wake-up serves every socket that is ready.
+Deadlines live in one FIFO per timeout value (checks that start later end later), scanned by a tick, not in
+the loop's timer heap: no timer object per check and no cancelled timers to sweep.
+
+Timeouts count from what the check actually did, not from when it was scheduled: `checktimeout` from the
+connect() call, `negotiatetimeout` from the send() of the request. Before any deadline is judged, the epoll is
+drained, so a reply that arrived while the loop was busy is seen, never mistaken for silence. A timeout that
+expires while the loop itself was late (a tick that came `LATE` or more behind its time during the
+check's life) is reported *stale*: the engine re-verifies it with a fresh attempt instead of counting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+
+from .base import MAX_READ, CheckFailed, fmt_seconds
+
+#: A tick of the loop this late (seconds) means the loop was starved: timeouts across it are stale.
+LATE = 0.25
+#: How often pending deadlines are scanned when nothing else drives the prober (seconds).
+TICK = 0.05
+
+_EV_OUT = select.EPOLLOUT
+_EV_IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_EV_RDHUP = select.EPOLLRDHUP
+_EV_BAD = select.EPOLLERR | select.EPOLLHUP
+_REGISTER = select.EPOLLOUT | select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
+_NONBLOCK_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+_CHUNK = 65536
+
+#: done(exc, raw, latency, stale): exc None on success (raw = the reply, b"" for a connect check).
+Done = Callable[[BaseException | None, bytes, float, bool], None]
+
+
+class Op:
+    """One connect (request None) or one request/response exchange in flight."""
+
+    __slots__ = (
+        "sock",
+        "fd",
+        "request",
+        "done",
+        "started",
+        "deadline",
+        "chunks",
+        "size",
+        "reading",
+        "timeouts",
+    )
+
+    def __init__(self, sock, request, done, started, deadline, timeouts):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.request = request
+        self.done = done
+        self.started = started
+        self.deadline = deadline
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.reading = False
+        self.timeouts = timeouts  # (connect timeout, response timeout)
+
+
+class Prober:
+    """All fast-path exchanges of one event loop. Use `Prober.of(loop)`; loop thread only."""
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> Prober:
+        """The loop's prober, made on first use; it lives (and its epoll closes) with the loop object."""
+        prober = getattr(loop, "_umw_prober", None)
+        if prober is None or prober.closed:
+            prober = cls(loop)
+            loop._umw_prober = prober
+        return prober
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.ep = select.epoll()
+        self.ops: dict[int, Op] = {}
+        self.queues: dict[float, deque] = {}  # timeout -> FIFO of (deadline, op)
+        self.closed = False
+        self.driven = False  # True when an engine's tick calls expire(): no timer of our own
+        self.late_at = (
+            -1.0
+        )  # monotonic time the loop was last seen starved (set by ticks, ours or the engine's)
+        self.stale_timeouts = 0
+        self._tick_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        loop.add_reader(self.ep.fileno(), self.poll)
+
+    # ---- starting -------------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        family: int,
+        address: tuple,
+        request: bytes | None,
+        connect_timeout: float,
+        timeout: float,
+        done: Done,
+    ) -> Op | None:
+        """Begin a connect (`request` None) or exchange; `done` is called once, on the loop thread."""
+        now = time.monotonic()
+        try:
+            sock = socket.socket(family, _NONBLOCK_STREAM)
+        except OSError as exc:
+            self.loop.call_soon(done, exc, b"", 0.0, False)
+            return None
+        err = sock.connect_ex(address)
+        if err and err != errno.EINPROGRESS:
+            sock.close()
+            self.loop.call_soon(done, OSError(err, os.strerror(err)), b"", time.monotonic() - now, False)
+            return None
+        op = Op(sock, request, done, now, now + connect_timeout, (connect_timeout, timeout))
+        self.ops[op.fd] = op
+        self.ep.register(op.fd, _REGISTER)  # an already connected socket reports writable at once
+        self._queue(connect_timeout, op)
+        return op
+
+    def _queue(self, timeout: float, op: Op) -> None:
+        q = self.queues.get(timeout)
+        if q is None:
+            q = self.queues[timeout] = deque()
+        q.append((op.deadline, op))
+        if self._timer is None and not self.driven:
+            self._tick_at = self.loop.time() + TICK
+            self._timer = self.loop.call_at(self._tick_at, self._tick)
+
+    def cancel(self, op: Op) -> None:
+        """Abandon an exchange (its awaiting task was cancelled); `done` is not called."""
+        if self.ops.pop(op.fd, None) is op:
+            op.sock.close()
+
+    # ---- events -------------------------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Serve every socket that is ready (the asyncio loop calls this when the epoll is readable)."""
+        if self.closed:
+            return
+        ops = self.ops
+        for _ in range(64):  # bounded; a partial batch just leaves the epoll readable for the next turn
+            events = self.ep.poll(0, 1024)
+            for fd, ev in events:
+                op = ops.get(fd)
+                if op is not None:
+                    self._event(op, ev)
+            if len(events) < 1024:
+                return
+
+    def _event(self, op: Op, ev: int) -> None:
+        if not op.reading:
+            if ev & _EV_BAD:  # refused or unreachable (a reset also sets IN and OUT: test this first)
+                err = op.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.ECONNREFUSED
+                self._finish(op, OSError(err, os.strerror(err)))
+                return
+            if not ev & _EV_OUT:
+                return
+            if op.request is None:  # connect check: the handshake is the proof
+                self._finish(op, None)
+                return
+            try:
+                sent = op.sock.send(op.request)
+            except OSError as exc:
+                self._finish(op, exc)
+                return
+            if sent != len(op.request):  # a request head is tiny; a short write means a broken peer
+                self._finish(op, CheckFailed("short write"))
+                return
+            op.reading = True
+            # the response's deadline counts from this send, whatever the loop did before it
+            op.deadline = time.monotonic() + op.timeouts[1]
+            self._queue(op.timeouts[1], op)
+            if not ev & _EV_IN:
+                return
+        if ev & _EV_IN:
+            self._read(op, ev)
+
+    def _read(self, op: Op, ev: int) -> None:
+        sock = op.sock
+        for _ in range(MAX_READ // _CHUNK + 2):
+            try:
+                data = sock.recv(_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                # a reset after the response (common with closing servers) is fine
+                self._finish(op, None if op.chunks else exc)
+                return
+            if not data:
+                self._finish(op, None)
+                return
+            op.chunks.append(data)
+            op.size += len(data)
+            if op.size > MAX_READ:
+                self._finish(op, None)
+                return
+            if len(data) < _CHUNK:  # drained: EOF too if the peer's FIN was in, else wait for the next edge
+                if ev & _EV_RDHUP:
+                    self._finish(op, None)
+                return
+
+    def _finish(self, op: Op, exc: BaseException | None, stale: bool = False) -> None:
+        if self.ops.pop(op.fd, None) is not op:
+            return
+        op.sock.close()  # also removes it from the epoll
+        raw = b"".join(op.chunks) if op.chunks else b""
+        try:
+            op.done(exc, raw, time.monotonic() - op.started, stale)
+        except Exception:  # noqa: BLE001 - a callback bug must not stop the other exchanges
+            import logging
+
+            logging.getLogger(__name__).exception("probe callback failed")
+
+    # ---- deadlines --------------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        if now - self._tick_at >= LATE:
+            self.late_at = time.monotonic()
+        self._timer = None
+        self.expire()
+        if self.ops and not self.closed:
+            self._tick_at = now + TICK
+            self._timer = self.loop.call_at(self._tick_at, self._tick)
+
+    def expire(self) -> None:
+        """Fail exchanges past their deadline: after serving whatever is ready, so a late loop sees replies."""
+        if not self.ops:
+            self.queues.clear()
+            return
+        self.poll()
+        now = time.monotonic()
+        late_at = self.late_at
+        for timeout, q in list(self.queues.items()):
+            while q:
+                deadline, op = q[0]
+                if self.ops.get(op.fd) is not op or op.deadline != deadline:
+                    q.popleft()  # finished, or moved on to its response deadline
+                    continue
+                if deadline > now:
+                    break
+                q.popleft()
+                stale = late_at >= op.started
+                self.stale_timeouts += stale
+                if op.reading:
+                    self._finish(op, TimeoutError(), stale)
+                else:
+                    self._finish(op, CheckFailed(f"connect timeout {fmt_seconds(op.timeouts[0])}"), stale)
+            if not q:
+                del self.queues[timeout]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            self.loop.remove_reader(self.ep.fileno())
+        except Exception:  # noqa: BLE001 - the loop may be closing already
+            pass
+        for op in self.ops.values():
+            op.sock.close()
+        self.ops.clear()
+        self.queues.clear()
+        self.ep.close()
+
+
+async def run_fast(checker, target):
+    """`checker.check(target)` for a fast-path checker: its `begin` on this loop's prober, awaited."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    prober = Prober.of(loop)
+    op = checker.begin(prober, target, lambda result: fut.done() or fut.set_result(result))
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        if op is not None:
+            prober.cancel(op)
+        raise
