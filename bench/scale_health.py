@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 RS_NS, RS_ADDR, BASE_PORT, VIP, PER_SERVICE = "rs1", "192.168.1.4", 20000, "10.20.0.1", 100
 SCRATCH = Path(os.environ.get("TMPDIR", "/run/tmp"))
 TIMEOUT = 3
+SERVERS_PID: list[int] = []
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -107,7 +108,9 @@ def netns(*cmd: str) -> list[str]:
 
 
 def passive_opens() -> int:
-    out = subprocess.run(netns("cat", "/proc/net/snmp"), capture_output=True, text=True, timeout=30).stdout
+    """Connections the real servers' namespace accepted so far (its own /proc/net/snmp, read through the
+    server process: /proc/PID/net is the network namespace of PID)."""
+    out = Path(f"/proc/{SERVERS_PID[0]}/net/snmp").read_text()
     tcp = [line.split() for line in out.splitlines() if line.startswith("Tcp:")]
     return int(tcp[1][tcp[0].index("PassiveOpens")])
 
@@ -122,6 +125,15 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def private_mb(pid: int) -> float:
+    """Memory only this process holds (no shared library or shared page counted), from smaps_rollup."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total / 1024
 
 
 def start_servers(n: int) -> subprocess.Popen:
@@ -257,6 +269,7 @@ def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog:
         time.sleep(seconds)
         c1, o1, t1 = cpu_seconds(pid), passive_opens(), time.monotonic()
         rss = sum(rss_mb(p) for p in daemon.pids())
+        private = sum(private_mb(p) for p in daemon.pids())
     finally:
         daemon.stop()
         if hog_proc is not None:
@@ -268,6 +281,7 @@ def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog:
         "cpu_ms_per_1000": (c1 - c0) * 1000 / checks * 1000 if checks else float("nan"),
         "cpu_util": (c1 - c0) / (t1 - t0),
         "rss_mb": rss,
+        "private_mb": private,
         "downs": daemon.downs(),
         "report": getattr(daemon, "report", {}),
         "offered": offered,
@@ -290,9 +304,10 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     subprocess.run(["ipvsadm", "-C"], timeout=60)
     servers = start_servers(max(sizes))
+    SERVERS_PID.append(servers.pid)
     print(f"scale_health: CPUs {os.cpu_count()}, interval {args.interval:g} s, timeouts {TIMEOUT} s, "
           f"window {args.measure:g} s; keepalived checker only vs our engine process", flush=True)  # fmt: skip
-    head = f"{'kind':<5} {'reals':>6} {'who':<11} {'checks/s':>9} {'offered':>8} {'CPU-ms/1000':>12} {'CPU':>5} {'RSS MB':>7} {'downs':>6}"
+    head = f"{'kind':<5} {'reals':>6} {'who':<11} {'checks/s':>9} {'offered':>8} {'CPU-ms/1000':>12} {'CPU':>5} {'RSS MB':>7} {'priv MB':>7} {'downs':>6}  ours: behind, worst lag"
     print(head, flush=True)
     rows = []
     try:
@@ -301,9 +316,12 @@ def main() -> None:
                 for cls in (Ours, Keepalived):
                     r = measure(cls, kind, n, args.interval, args.measure)
                     rows.append((kind, n, cls.name, r))
+                    worst = r["report"].get("worst") if r["report"] else None
+                    behind = f"  {worst['behind']}, {worst['lag']:.1f} s" if worst else ""
                     print(
                         f"{kind:<5} {n:>6} {cls.name:<11} {r['checks_per_s']:>9.0f} {r['offered']:>8.0f} "
-                        f"{r['cpu_ms_per_1000']:>12.0f} {r['cpu_util']:>5.0%} {r['rss_mb']:>7.1f} {r['downs']:>6}",
+                        f"{r['cpu_ms_per_1000']:>12.0f} {r['cpu_util']:>5.0%} {r['rss_mb']:>7.1f} "
+                        f"{r['private_mb']:>7.1f} {r['downs']:>6}{behind}",
                         flush=True,
                     )
         n = max(sizes)

@@ -102,6 +102,7 @@ class Agent:
             health=lambda: self.health,
             results=self.engine.results,
             ha=self.pair.snapshot,
+            health_load=lambda: self.engine.load().as_dict(),
         )
 
     @classmethod

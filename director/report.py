@@ -41,6 +41,7 @@ class Reporter:
         health: Callable[[], dict],
         results: Callable[[], dict],
         ha: Callable[[], dict | None],
+        health_load: Callable[[], dict] | None = None,
     ):
         self.name = name
         self.redis = redis
@@ -52,6 +53,7 @@ class Reporter:
         self.health = health  # dest id -> up?
         self.results = results  # the health engine's last results
         self.ha = ha  # the pair's view, or None
+        self.health_load = health_load  # whether the health engine keeps up (HealthEngine.load().as_dict())
         self.last_drift: list[str] = []
 
     def snapshot(self, dump: list | None = None) -> dict:
@@ -109,6 +111,7 @@ class Reporter:
             "drift": self.last_drift,
             "services": services,
             "ha": self.ha(),
+            "health_load": self.health_load() if self.health_load is not None else None,
         }
 
     def drift(self, dump: list | None = None) -> list[str]:

@@ -60,12 +60,13 @@ OnQuorum = Callable[[ServiceKey, bool, int], None]
 #: The scheduler's period (seconds): checks start at most this late when the loop keeps up.
 TICK = 0.02
 #: A tick later than this (seconds) cuts the number of checks a tick may start.
-SLOW_TICK = 0.05
+SLOW_TICK = 0.1
 #: Stale timeouts (run while the loop was starved) re-verified per round before one counts anyway, so a
 #: server that really hangs is still found while the engine stays overloaded.
 REVERIFY = 3
-#: The engine reports itself behind when a due check waits longer than this (seconds).
-BEHIND = 0.5
+#: The engine reports itself behind when a due check waited longer than this (seconds), or when most recent
+#: ticks had to leave due checks waiting.
+BEHIND = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +108,20 @@ class EngineLoad:
     """Whether the engine keeps up with its configuration (the agent's snapshot carries it as `health_load`).
 
     configured: check rounds per second the configuration asks for (sum of 1/interval); achieved: checks
-    started per second over the last seconds (retries and re-verifications included); lag: how long the
-    most overdue check has been waiting past its time (0 when on time); loop_late: how late the engine's
-    tick ran lately (decaying maximum); behind: lag > BEHIND, i.e. the engine is stretching its schedule
-    because it lacks CPU (or descriptors) for the configured rate; in_flight: checks running now;
-    stale_timeouts: timeouts seen while the loop was starved, re-verified instead of counted (total).
+    started per second over the last seconds (retries and re-verifications included); lag: the longest a due
+    check waited to start since the previous `load()` (seconds; the scheduler's tick alone makes it up to
+    TICK); loop_late: how late the engine's tick ran lately (decaying maximum); throttled: share of recent
+    ticks that left due checks waiting (the engine slowing its own schedule); behind: throttled > 0.5 or
+    lag > BEHIND, i.e. the engine lacks CPU (or descriptors) for the configured rate and runs the checks
+    less often than configured; in_flight: checks running now; stale_timeouts: timeouts seen while the loop
+    was starved, re-verified instead of counted (total).
     """
 
     configured: float
     achieved: float
     lag: float
     loop_late: float
+    throttled: float
     behind: bool
     in_flight: int
     stale_timeouts: int
@@ -147,16 +151,17 @@ class _Job:
         "running",
         "op",
         "task",
-        "done",
         "dead",
+        "engine",
         "checks",
         "failures",
         "since",
         "last",
     )
 
-    def __init__(self, service, real, signature, spec, checker, target, health):
+    def __init__(self, service, real, signature, spec, checker, target, health, engine):
         self.service, self.real, self.signature = service, real, signature
+        self.engine = engine
         self.spec: CheckSpec = spec
         self.checker: Checker = checker
         self.target: Target = target
@@ -169,12 +174,15 @@ class _Job:
         self.running = False
         self.op = None  # probe.Op of a fast-path attempt in flight
         self.task: asyncio.Task | None = None  # task of a slow-path attempt in flight
-        self.done: Callable[[CheckResult], None] | None = None
         self.dead = False
         self.checks = 0
         self.failures = 0
         self.since = 0.0
-        self.last: tuple | None = None  # (ok, latency, reason, checked_at) of the last attempt
+        self.last: tuple | None = None  # the last attempt's status fields, see HealthEngine._record
+
+    def __call__(self, result: CheckResult) -> None:
+        """The completion callback of every attempt: the job itself, so a check allocates no closure."""
+        self.engine._finished(self, result)
 
 
 class _Service:
@@ -231,6 +239,7 @@ class HealthEngine:
         self._late = 0.0
         self._late_at = -1.0
         self._lag = 0.0
+        self._throttled = 0.0
         self._started = 0
         self._rate_samples: deque = deque(maxlen=6)
         self._configured = 0.0
@@ -326,13 +335,15 @@ class HealthEngine:
         achieved = 0.0
         if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
             achieved = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
-        lag = self._lag
+        lag, self._lag = self._lag, 0.0  # worst since the previous call (a lost race only loses a maximum)
+        throttled = self._throttled
         return EngineLoad(
             configured=round(self._configured, 1),
             achieved=round(achieved, 1),
             lag=round(lag, 3),
             loop_late=round(self._late, 3),
-            behind=lag > BEHIND,
+            throttled=round(throttled, 2),
+            behind=throttled > 0.5 or lag > BEHIND,
             in_flight=self._in_flight,
             stale_timeouts=self._stale,
         )
@@ -356,7 +367,7 @@ class HealthEngine:
         self._stopping = asyncio.Event()
         self._prober = Prober.of(loop)
         self._prober.driven = True  # our tick scans its deadlines
-        self._budget, self._late, self._lag, self._late_at = 1e9, 0.0, 0.0, -1.0
+        self._budget, self._late, self._lag, self._late_at, self._throttled = 1e9, 0.0, 0.0, -1.0, 0.0
         self._rate_samples.clear()
         if self._pending is not None:
             self._apply(self._pending)
@@ -399,10 +410,12 @@ class HealthEngine:
         backlog = bool(heap) and heap[0][0] <= now
         if late > SLOW_TICK:  # more work than CPU: start fewer checks (AIMD), the schedule stretches
             recent = max(self._started_last_tick, self._configured * TICK, 1.0)
-            self._budget = max(1.0, min(self._budget, recent) * 0.7)
+            self._budget = max(1.0, min(self._budget, recent) * 0.8)
         elif backlog and self._budget < 1e9:
-            self._budget = min(1e9, self._budget * 1.2 + 1.0)
+            self._budget = min(1e9, self._budget * 1.25 + 2.0)
         self._prober.expire()  # serves ready sockets first: a late loop still sees every reply that came
+        if heap and heap[0][0] <= now:  # the oldest due check's wait, whether it starts now or not
+            self._lag = max(self._lag, now - heap[0][0])
         budget = int(self._budget)
         started = 0
         cap = self._max_in_flight
@@ -413,7 +426,8 @@ class HealthEngine:
             self._launch(job, now)
             started += 1
         self._started_last_tick = started
-        self._lag = (now - heap[0][0]) if heap and heap[0][0] <= now else 0.0
+        waiting = bool(heap) and heap[0][0] <= now
+        self._throttled = self._throttled * 0.97 + (0.03 if waiting else 0.0)  # over ~1 s of ticks
         if not self._rate_samples or now - self._rate_samples[-1][0] >= 1.0:
             self._rate_samples.append((now, self._started))
         self._tick_at = now_loop + TICK
@@ -433,9 +447,9 @@ class HealthEngine:
         checker = job.checker
         if checker.fast:
             try:
-                job.op = checker.begin(self._prober, job.target, job.done)
+                job.op = checker.begin(self._prober, job.target, job)
             except Exception as exc:  # noqa: BLE001 - a checker bug is a failed check, not a dead schedule
-                self._loop.call_soon(job.done, self._crashed(job, exc))
+                self._loop.call_soon(job, self._crashed(job, exc))
             return
         task = self._loop.create_task(self._attempt(job, now))
         job.task = task
@@ -446,7 +460,7 @@ class HealthEngine:
             return
         job, result = task.result()
         job.task = None
-        job.done(result)
+        job(result)
 
     async def _attempt(self, job: _Job, started: float) -> tuple[_Job, CheckResult]:
         """One check as a task (checkers without a fast path). A checker that raises (a bug, or settings it
@@ -557,8 +571,7 @@ class HealthEngine:
                 self._drop(job)
             checker = self._checker(spec, protocol, checkers)
             health = RealHealth(spec.failurecount, spec.rise, spec.retries, up=up)
-            new = _Job(key[0], key[1], signature, spec, checker, target, health)
-            new.done = self._done_for(new)
+            new = _Job(key[0], key[1], signature, spec, checker, target, health, self)
             if job is not None:
                 new.checks, new.failures, new.since, new.last = job.checks, job.failures, job.since, job.last
             self._jobs[key] = new
@@ -579,11 +592,6 @@ class HealthEngine:
                     self._call(self.on_quorum, skey, flip, service.healthy)
         # Keep only checkers still in use, so e.g. a combined checker's counters survive an update.
         self._checkers = {(j.spec, j.target.protocol): j.checker for j in self._jobs.values()}
-
-    def _done_for(self, job: _Job) -> Callable[[CheckResult], None]:
-        """The job's completion callback, made once (not per check)."""
-        finished = self._finished
-        return lambda result: finished(job, result)
 
     def _drop(self, job: _Job) -> None:
         job.dead = True

@@ -60,6 +60,7 @@ class Director:
             health=lambda: self.health,
             results=dict,
             ha=lambda: {"state": "MASTER"},
+            health_load=lambda: {"behind": True, "lag": 3.5},
         )
 
 
@@ -88,6 +89,7 @@ def test_it_publishes_heartbeat_stats_and_history_in_one_round(director, redis_c
     assert 0 < redis_client.ttl(keys.heartbeat_key(name)) <= keys.HEARTBEAT_TTL
     stats = json.loads(redis_client.get(keys.stats_key(name)))
     assert stats["services"][SID]["dests"][RS1]["active"] == 3
+    assert stats["health_load"] == {"behind": True, "lag": 3.5}  # whether the health engine keeps up
     director.reporter.report_once()
     history = [json.loads(p) for p in redis_client.lrange(keys.history_key(name, RS1), 0, -1)]
     assert [(p["active"], p["cps"]) for p in history] == [(3, 5), (3, 5)]
