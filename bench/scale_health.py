@@ -311,7 +311,7 @@ def main() -> None:
     print(head, flush=True)
     rows = []
     try:
-        for kind in args.kinds.split(","):
+        for kind in [k for k in args.kinds.split(",") if k]:  # --kinds '': the overload run only
             for n in sizes:
                 for cls in (Ours, Keepalived):
                     r = measure(cls, kind, n, args.interval, args.measure)

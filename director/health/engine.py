@@ -13,8 +13,9 @@ its interval (so 10,000 checks configured at once do not fire at once), then rou
 round is up to `retries` attempts `delay_before_retry` apart (see `state.RealHealth`).
 
 Overload (like keepalived, which simply runs late when its CPU is short, instead of collapsing). A tick that
-comes late means the loop has more work than CPU: the number of checks a tick may start is cut (AIMD), so
-due checks wait, and a check that starts late schedules its next round from its actual start: the schedule
+comes late means the loop has more work than CPU: the number of checks a tick may start and the number of
+checks in flight are cut (AIMD: cut by a fifth on a late tick, grown while ticks are on time), so due
+checks wait in the heap instead of piling up as sockets whose replies nobody has the CPU to read, and a check that starts late schedules its next round from its actual start: the schedule
 stretches instead of piling up, and recovers as ticks come on time again. `load()` says how far behind the
 engine is (the agent ships it in its snapshot). A check never fails because the engine was late: timeouts
 count from the connect / the sent request (probe.py), replies that arrived while the loop was busy are read
@@ -61,6 +62,8 @@ OnQuorum = Callable[[ServiceKey, bool, int], None]
 TICK = 0.02
 #: A tick later than this (seconds) cuts the number of checks a tick may start.
 SLOW_TICK = 0.1
+#: The fewest checks the overload control keeps in flight.
+WINDOW_MIN = 16
 #: Stale timeouts (run while the loop was starved) re-verified per round before one counts anyway, so a
 #: server that really hangs is still found while the engine stays overloaded.
 REVERIFY = 3
@@ -235,6 +238,8 @@ class HealthEngine:
         self._max_in_flight = max(32, min(50_000, (soft if soft > 0 else 1024) - 128))
         self._in_flight = 0
         self._budget = 1e9  # checks a tick may start (AIMD: cut when ticks run late)
+        self._window = float(self._max_in_flight)  # checks in flight at most (AIMD likewise)
+        self._window_limited = False
         self._tick_at = 0.0
         self._late = 0.0
         self._late_at = -1.0
@@ -368,6 +373,7 @@ class HealthEngine:
         self._prober = Prober.of(loop)
         self._prober.driven = True  # our tick scans its deadlines
         self._budget, self._late, self._lag, self._late_at, self._throttled = 1e9, 0.0, 0.0, -1.0, 0.0
+        self._window, self._window_limited = float(self._max_in_flight), False
         self._rate_samples.clear()
         if self._pending is not None:
             self._apply(self._pending)
@@ -408,23 +414,28 @@ class HealthEngine:
             self._late_at = self._prober.late_at = now
         heap = self._heap
         backlog = bool(heap) and heap[0][0] <= now
-        if late > SLOW_TICK:  # more work than CPU: start fewer checks (AIMD), the schedule stretches
+        if late > SLOW_TICK:  # more work than CPU: start fewer checks and keep fewer in flight (AIMD)
             recent = max(self._started_last_tick, self._configured * TICK, 1.0)
             self._budget = max(1.0, min(self._budget, recent) * 0.8)
-        elif backlog and self._budget < 1e9:
-            self._budget = min(1e9, self._budget * 1.25 + 2.0)
-        self._prober.expire()  # serves ready sockets first: a late loop still sees every reply that came
+            self._window = max(WINDOW_MIN, min(self._window, self._in_flight) * 0.8)
+        elif backlog:
+            if self._budget < 1e9:
+                self._budget = min(1e9, self._budget * 1.25 + 2.0)
+            if self._window_limited:
+                self._window = min(self._max_in_flight, self._window * 1.1 + 2.0)
+        self._prober.expire()  # asks each socket before calling a deadline: a late loop sees every reply
         if heap and heap[0][0] <= now:  # the oldest due check's wait, whether it starts now or not
             self._lag = max(self._lag, now - heap[0][0])
         budget = int(self._budget)
         started = 0
-        cap = self._max_in_flight
+        cap = min(self._max_in_flight, self._window)
         while heap and heap[0][0] <= now and started < budget and self._in_flight < cap:
             job = heapq.heappop(heap)[2]
             if job.dead:
                 continue
             self._launch(job, now)
             started += 1
+        self._window_limited = self._in_flight >= cap
         self._started_last_tick = started
         waiting = bool(heap) and heap[0][0] <= now
         self._throttled = self._throttled * 0.97 + (0.03 if waiting else 0.0)  # over ~1 s of ticks

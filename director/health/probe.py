@@ -7,11 +7,13 @@ costs tens of microseconds. One exchange here is socket (non-blocking from birth
 (EPOLLRDHUP says the server's FIN is in, so no second recv to see EOF), close (which also leaves the epoll).
 The epoll's own descriptor is one reader of the asyncio loop, so a wake-up serves every socket that is ready.
 Deadlines live in one FIFO per timeout value (checks that start later end later), scanned by a tick, not in
-the loop's timer heap: no timer object per check and no cancelled timers to sweep.
+the loop's timer heap: no timer object per check and no cancelled timers to sweep. Events are served in
+batches of BATCH, so the tick keeps its pace however many sockets are ready at once.
 
 Timeouts count from what the check actually did, not from when it was scheduled: `checktimeout` from the
-connect() call, `negotiatetimeout` from the send() of the request. Before any deadline is judged, the epoll is
-drained, so a reply that arrived while the loop was busy is seen, never mistaken for silence. A timeout that
+connect() call, `negotiatetimeout` from the send() of the request. Before a deadline is called, the socket
+itself is asked (connected? reply bytes waiting?), so a reply that arrived while the loop was busy is seen,
+never mistaken for silence. A timeout that
 expires while the loop itself was late (a tick that came `LATE` or more behind its time during the
 check's life) is reported *stale*: the engine re-verifies it with a fresh attempt instead of counting it.
 """
@@ -31,6 +33,8 @@ from .base import MAX_READ, CheckFailed, fmt_seconds
 
 #: A tick of the loop this late (seconds) means the loop was starved: timeouts across it are stale.
 LATE = 0.25
+#: Most socket events served in one turn of the loop.
+BATCH = 256
 #: How often pending deadlines are scanned when nothing else drives the prober (seconds).
 TICK = 0.05
 
@@ -59,6 +63,7 @@ class Op:
         "chunks",
         "size",
         "reading",
+        "extended",
         "timeouts",
     )
 
@@ -72,6 +77,7 @@ class Op:
         self.chunks: list[bytes] = []
         self.size = 0
         self.reading = False
+        self.extended = False
         self.timeouts = timeouts  # (connect timeout, response timeout)
 
 
@@ -120,7 +126,12 @@ class Prober:
         except OSError as exc:
             self.loop.call_soon(done, exc, b"", 0.0, False)
             return None
-        err = sock.connect_ex(address)
+        try:
+            err = sock.connect_ex(address)
+        except OSError as exc:  # an address this family cannot take
+            sock.close()
+            self.loop.call_soon(done, exc, b"", 0.0, False)
+            return None
         if err and err != errno.EINPROGRESS:
             sock.close()
             self.loop.call_soon(done, OSError(err, os.strerror(err)), b"", time.monotonic() - now, False)
@@ -148,18 +159,18 @@ class Prober:
     # ---- events -------------------------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Serve every socket that is ready (the asyncio loop calls this when the epoll is readable)."""
+        """Serve the sockets that are ready (the asyncio loop calls this when the epoll is readable).
+
+        At most BATCH events a call: the rest keep the epoll readable for the next turn of the loop, so the
+        scheduler's tick runs between batches instead of after one huge one (deadlines are judged by asking
+        each socket itself, see `_recheck`, so nothing ready is mistaken for silence meanwhile)."""
         if self.closed:
             return
         ops = self.ops
-        for _ in range(64):  # bounded; a partial batch just leaves the epoll readable for the next turn
-            events = self.ep.poll(0, 1024)
-            for fd, ev in events:
-                op = ops.get(fd)
-                if op is not None:
-                    self._event(op, ev)
-            if len(events) < 1024:
-                return
+        for fd, ev in self.ep.poll(0, BATCH):
+            op = ops.get(fd)
+            if op is not None:
+                self._event(op, ev)
 
     def _event(self, op: Op, ev: int) -> None:
         if not op.reading:
@@ -238,22 +249,23 @@ class Prober:
             self._timer = self.loop.call_at(self._tick_at, self._tick)
 
     def expire(self) -> None:
-        """Fail exchanges past their deadline: after serving whatever is ready, so a late loop sees replies."""
+        """Fail exchanges past their deadline - each only after asking its socket (`_recheck`)."""
         if not self.ops:
             self.queues.clear()
             return
-        self.poll()
         now = time.monotonic()
         late_at = self.late_at
         for timeout, q in list(self.queues.items()):
             while q:
                 deadline, op = q[0]
                 if self.ops.get(op.fd) is not op or op.deadline != deadline:
-                    q.popleft()  # finished, or moved on to its response deadline
+                    q.popleft()  # finished, or moved on to another deadline
                     continue
                 if deadline > now:
                     break
                 q.popleft()
+                if self._recheck(op, now):
+                    continue
                 stale = late_at >= op.started
                 self.stale_timeouts += stale
                 if op.reading:
@@ -262,6 +274,34 @@ class Prober:
                     self._finish(op, CheckFailed(f"connect timeout {fmt_seconds(op.timeouts[0])}"), stale)
             if not q:
                 del self.queues[timeout]
+
+    def _recheck(self, op: Op, now: float) -> bool:
+        """Ask the socket itself before calling its deadline: a busy loop may not have served its event yet.
+        True when the exchange finished or moved on (connected: the request goes out now and its deadline
+        counts from now; reply bytes came: one more full timeout, once)."""
+        sock = op.sock
+        if not op.reading:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._finish(op, OSError(err, os.strerror(err)))
+                return True
+            try:
+                sock.getpeername()
+            except OSError:
+                return False  # the handshake really did not complete in time
+            self._event(op, _EV_OUT)
+            return True
+        before = op.size
+        for _ in range(2):  # a short read, then EOF or EAGAIN
+            self._read(op, select.EPOLLIN)
+            if self.ops.get(op.fd) is not op:
+                return True
+        if op.size > before and not op.extended:
+            op.extended = True
+            op.deadline = now + op.timeouts[1]
+            self._queue(op.timeouts[1], op)
+            return True
+        return False
 
     def close(self) -> None:
         if self.closed:
