@@ -18,9 +18,9 @@ checks in flight are cut (AIMD: cut by a fifth on a late tick, grown while ticks
 checks wait in the heap instead of piling up as sockets whose replies nobody has the CPU to read, and a check that starts late schedules its next round from its actual start: the schedule
 stretches instead of piling up, and recovers as ticks come on time again. `load()` says how far behind the
 engine is (the agent ships it in its snapshot). A check never fails because the engine was late: timeouts
-count from the connect / the sent request (probe.py), replies that arrived while the loop was busy are read
-before any deadline is judged, and a timeout that ran while the loop was starved is *stale*: re-verified
-with a fresh attempt (up to REVERIFY times a round) instead of counted.
+count from the connect / the sent request (probe.py), each socket is asked before its deadline is called (a
+reply that arrived while the loop was busy is seen), and a timeout that ran while the loop was starved is
+*stale*: re-verified with a fresh attempt (up to REVERIFY times a round) instead of counted.
 
 Reconfiguration. `update(services)` diffs against what runs: a real whose check-relevant settings are
 unchanged keeps its schedule, its state and its counters; a real whose check changed restarts with its
