@@ -137,8 +137,13 @@ class Prober:
             self.loop.call_soon(done, OSError(err, os.strerror(err)), b"", time.monotonic() - now, False)
             return None
         op = Op(sock, request, done, now, now + connect_timeout, (connect_timeout, timeout))
+        try:
+            self.ep.register(op.fd, _REGISTER)  # an already connected socket reports writable at once
+        except OSError as exc:
+            sock.close()
+            self.loop.call_soon(done, exc, b"", 0.0, False)
+            return None
         self.ops[op.fd] = op
-        self.ep.register(op.fd, _REGISTER)  # an already connected socket reports writable at once
         self._queue(connect_timeout, op)
         return op
 
@@ -272,7 +277,7 @@ class Prober:
                     self._finish(op, TimeoutError(), stale)
                 else:
                     self._finish(op, CheckFailed(f"connect timeout {fmt_seconds(op.timeouts[0])}"), stale)
-            if not q:
+            if not q and self.queues.get(timeout) is q:
                 del self.queues[timeout]
 
     def _recheck(self, op: Op, now: float) -> bool:
