@@ -209,3 +209,32 @@ def test_it_stretches_its_schedule_under_a_cpu_hog_and_recovers(http_farm):
     finally:
         stop.set()
         engine.stop()
+
+
+def test_it_re_verifies_a_timeout_that_ran_while_its_loop_was_blocked_instead_of_counting_it(health_servers):
+    """The first request hangs and the engine's loop is blocked past its deadline: that timeout says nothing
+    about the server (the engine could not have seen an answer), so a fresh attempt decides - and it passes."""
+    first = threading.Event()
+
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        if not first.is_set():
+            first.set()
+            await asyncio.sleep(30)  # the first request is never answered
+            return
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nok")
+        await writer.drain()
+
+    port = health_servers.tcp(handler)
+    watch = Watch()
+    engine = HealthEngine(watch.on_change, jitter=False)
+    engine.start()
+    try:
+        engine.update(services([port], interval=5.0, timeout=0.5))
+        assert first.wait(10)
+        engine._loop.call_soon_threadsafe(time.sleep, 1.2)  # past the first check's deadline
+        watch.all_up(1, timeout=15)
+        assert watch.downs == []
+        assert engine.load().stale_timeouts >= 1
+    finally:
+        engine.stop()
