@@ -251,6 +251,7 @@ class HealthEngine:
         self._stale = 0
         self._timer: asyncio.TimerHandle | None = None
         self._started_last_tick = 0
+        self._wall = time.time() - time.monotonic()
 
     # ---- lifecycle (any thread) -------------------------------------------------------------------------
 
@@ -408,7 +409,8 @@ class HealthEngine:
         loop = self._loop
         now_loop = loop.time()
         late = now_loop - self._tick_at
-        now = time.monotonic()
+        now = self._prober.now = time.monotonic()
+        self._wall = time.time() - now  # wall clock = monotonic + this, for the status timestamps
         self._late = max(late, self._late * 0.95)
         if late >= LATE:
             self._late_at = self._prober.late_at = now
@@ -429,12 +431,14 @@ class HealthEngine:
         budget = int(self._budget)
         started = 0
         cap = min(self._max_in_flight, self._window)
+        self._prober.in_tick = True
         while heap and heap[0][0] <= now and started < budget and self._in_flight < cap:
             job = heapq.heappop(heap)[2]
             if job.dead:
                 continue
             self._launch(job, now)
             started += 1
+        self._prober.in_tick = False
         self._window_limited = self._in_flight >= cap
         self._started_last_tick = started
         waiting = bool(heap) and heap[0][0] <= now
@@ -499,7 +503,7 @@ class HealthEngine:
         job.running = False
         job.op = None
         self._in_flight -= 1
-        now = time.monotonic()
+        now = self._prober.now  # this batch's clock (a check ends inside one); close enough to schedule by
         if result.stale and job.reverified < REVERIFY:
             job.reverified += 1
             self._stale += 1
@@ -626,7 +630,7 @@ class HealthEngine:
 
     def _record(self, job: _Job, result: CheckResult, before: bool | None) -> None:
         """Store the attempt's status; on a state change adjust counts and fire the callbacks."""
-        now = time.time()
+        now = self._wall + self._prober.now
         job.checks += 1
         if not result.ok:
             job.failures += 1

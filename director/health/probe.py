@@ -100,9 +100,12 @@ class Prober:
         self.queues: dict[float, deque] = {}  # timeout -> FIFO of (deadline, op)
         self.closed = False
         self.driven = False  # True when an engine's tick calls expire(): no timer of our own
-        self.late_at = (
-            -1.0
-        )  # monotonic time the loop was last seen starved (set by ticks, ours or the engine's)
+        # monotonic time the loop was last seen starved (set by ticks, ours or the engine's)
+        self.late_at = -1.0
+        # The clock, read once per batch of events (and by the engine's tick) instead of several times per
+        # check: on a UML or paravirtualised guest reading the clock can be a real system call.
+        self.now = time.monotonic()
+        self.in_tick = False  # the engine sets it while it starts checks, with `now` fresh
         self.stale_timeouts = 0
         self._tick_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -120,7 +123,7 @@ class Prober:
         done: Done,
     ) -> Op | None:
         """Begin a connect (`request` None) or exchange; `done` is called once, on the loop thread."""
-        now = time.monotonic()
+        now = self.now if self.in_tick else time.monotonic()
         try:
             sock = socket.socket(family, _NONBLOCK_STREAM)
         except OSError as exc:
@@ -134,7 +137,7 @@ class Prober:
             return None
         if err and err != errno.EINPROGRESS:
             sock.close()
-            self.loop.call_soon(done, OSError(err, os.strerror(err)), b"", time.monotonic() - now, False)
+            self.loop.call_soon(done, OSError(err, os.strerror(err)), b"", 0.0, False)
             return None
         op = Op(sock, request, done, now, now + connect_timeout, (connect_timeout, timeout))
         try:
@@ -172,7 +175,9 @@ class Prober:
         if self.closed:
             return
         ops = self.ops
-        for fd, ev in self.ep.poll(0, BATCH):
+        for i, (fd, ev) in enumerate(self.ep.poll(0, BATCH)):
+            if not i & 31:
+                self.now = time.monotonic()
             op = ops.get(fd)
             if op is not None:
                 self._event(op, ev)
@@ -198,7 +203,7 @@ class Prober:
                 return
             op.reading = True
             # the response's deadline counts from this send, whatever the loop did before it
-            op.deadline = time.monotonic() + op.timeouts[1]
+            op.deadline = self.now + op.timeouts[1]
             self._queue(op.timeouts[1], op)
             if not ev & _EV_IN:
                 return
@@ -235,7 +240,7 @@ class Prober:
         op.sock.close()  # also removes it from the epoll
         raw = b"".join(op.chunks) if op.chunks else b""
         try:
-            op.done(exc, raw, time.monotonic() - op.started, stale)
+            op.done(exc, raw, max(0.0, self.now - op.started), stale)
         except Exception:  # noqa: BLE001 - a callback bug must not stop the other exchanges
             import logging
 
@@ -245,8 +250,9 @@ class Prober:
 
     def _tick(self) -> None:
         now = self.loop.time()
+        self.now = time.monotonic()
         if now - self._tick_at >= LATE:
-            self.late_at = time.monotonic()
+            self.late_at = self.now
         self._timer = None
         self.expire()
         if self.ops and not self.closed:
@@ -258,7 +264,7 @@ class Prober:
         if not self.ops:
             self.queues.clear()
             return
-        now = time.monotonic()
+        now = self.now
         late_at = self.late_at
         for timeout, q in list(self.queues.items()):
             while q:
