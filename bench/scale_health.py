@@ -305,7 +305,11 @@ def main() -> None:
     subprocess.run(["ipvsadm", "-C"], timeout=60)
     servers = start_servers(max(sizes))
     SERVERS_PID.append(servers.pid)
-    print(f"scale_health: CPUs {os.cpu_count()}, interval {args.interval:g} s, timeouts {TIMEOUT} s, "
+    t = time.perf_counter()
+    for _ in range(10_000):
+        time.monotonic()
+    clock_us = (time.perf_counter() - t) * 100
+    print(f"scale_health: clock read {clock_us:.1f} us; CPUs {os.cpu_count()}, interval {args.interval:g} s, timeouts {TIMEOUT} s, "
           f"window {args.measure:g} s; keepalived checker only vs our engine process", flush=True)  # fmt: skip
     head = f"{'kind':<5} {'reals':>6} {'who':<11} {'checks/s':>9} {'offered':>8} {'CPU-ms/1000':>12} {'CPU':>5} {'RSS MB':>7} {'priv MB':>7} {'downs':>6}  ours: behind, worst lag"
     print(head, flush=True)
@@ -318,6 +322,8 @@ def main() -> None:
                     rows.append((kind, n, cls.name, r))
                     worst = r["report"].get("worst") if r["report"] else None
                     behind = f"  {worst['behind']}, {worst['lag']:.1f} s" if worst else ""
+                    if worst and r["downs"]:
+                        behind += f", down reasons {r['report']['reasons']}"
                     print(
                         f"{kind:<5} {n:>6} {cls.name:<11} {r['checks_per_s']:>9.0f} {r['offered']:>8.0f} "
                         f"{r['cpu_ms_per_1000']:>12.0f} {r['cpu_util']:>5.0%} {r['rss_mb']:>7.1f} "
