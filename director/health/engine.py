@@ -15,12 +15,15 @@ round is up to `retries` attempts `delay_before_retry` apart (see `state.RealHea
 Overload (like keepalived, which simply runs late when its CPU is short, instead of collapsing). A tick that
 comes late means the loop has more work than CPU: the number of checks a tick may start and the number of
 checks in flight are cut (AIMD: cut by a fifth on a late tick, grown while ticks are on time), so due
-checks wait in the heap instead of piling up as sockets whose replies nobody has the CPU to read, and a check that starts late schedules its next round from its actual start: the schedule
-stretches instead of piling up, and recovers as ticks come on time again. `load()` says how far behind the
-engine is (the agent ships it in its snapshot). A check never fails because the engine was late: timeouts
-count from the connect / the sent request (probe.py), each socket is asked before its deadline is called (a
-reply that arrived while the loop was busy is seen), and a timeout that ran while the loop was starved is
-*stale*: re-verified with a fresh attempt (up to REVERIFY times a round) instead of counted.
+checks wait in the heap instead of piling up as sockets whose replies nobody has the CPU to read. Answers
+that come close to their timeout (PRESSURE) shrink the in-flight window too: servers, or this host, starved
+by the checks' own load. A check that starts late schedules its next round from its actual start: the
+schedule stretches instead of piling up, and recovers as ticks come on time again. `load()` says how far
+behind the engine is (the agent ships it in its snapshot). A check never fails because the engine was
+late: timeouts count from the connect / the sent request (probe.py), each socket is asked before its
+deadline is called (a reply that arrived while the loop was busy is seen), and a timeout that ran while the
+loop was starved is *stale*: re-verified with a fresh attempt (up to REVERIFY times a round) instead of
+counted.
 
 Reconfiguration. `update(services)` diffs against what runs: a real whose check-relevant settings are
 unchanged keeps its schedule, its state and its counters; a real whose check changed restarts with its
@@ -62,6 +65,9 @@ OnQuorum = Callable[[ServiceKey, bool, int], None]
 TICK = 0.02
 #: A tick later than this (seconds) cuts the number of checks a tick may start.
 SLOW_TICK = 0.1
+#: Checks whose replies take this share of their timeout (EWMA) mean the servers or this host are saturated
+#: (by the checks among others): the engine keeps fewer in flight until replies are quick again.
+PRESSURE = 0.2
 #: The fewest checks the overload control keeps in flight.
 WINDOW_MIN = 16
 #: Stale timeouts (run while the loop was starved) re-verified per round before one counts anyway, so a
@@ -240,6 +246,7 @@ class HealthEngine:
         self._budget = 1e9  # checks a tick may start (AIMD: cut when ticks run late)
         self._window = float(self._max_in_flight)  # checks in flight at most (AIMD likewise)
         self._window_limited = False
+        self._cut_at = 0.0
         self._tick_at = 0.0
         self._late = 0.0
         self._late_at = -1.0
@@ -416,15 +423,19 @@ class HealthEngine:
             self._late_at = self._prober.late_at = now
         heap = self._heap
         backlog = bool(heap) and heap[0][0] <= now
+        congested = self._prober.pressure > PRESSURE
         if late > SLOW_TICK:  # more work than CPU: start fewer checks and keep fewer in flight (AIMD)
             recent = max(self._started_last_tick, self._configured * TICK, 1.0)
             self._budget = max(1.0, min(self._budget, recent) * 0.8)
             self._window = max(WINDOW_MIN, min(self._window, self._in_flight) * 0.8)
+        elif congested and now - self._cut_at > 0.25:  # replies come late: fewer in flight
+            self._cut_at = now
+            self._window = max(WINDOW_MIN, min(self._window, self._in_flight) * 0.8)
         elif backlog:
             if self._budget < 1e9:
                 self._budget = min(1e9, self._budget * 1.25 + 2.0)
-            if self._window_limited:
-                self._window = min(self._max_in_flight, self._window * 1.1 + 2.0)
+            if self._window_limited and not congested:
+                self._window = min(self._max_in_flight, self._window + max(1.0, self._window * 0.02))
         self._prober.expire()  # asks each socket before calling a deadline: a late loop sees every reply
         if heap and heap[0][0] <= now:  # the oldest due check's wait, whether it starts now or not
             self._lag = max(self._lag, now - heap[0][0])

@@ -107,6 +107,7 @@ class Prober:
         self.now = time.monotonic()
         self.in_tick = False  # the engine sets it while it starts checks, with `now` fresh
         self.stale_timeouts = 0
+        self.pressure = 0.0
         self._tick_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         loop.add_reader(self.ep.fileno(), self.poll)
@@ -239,8 +240,14 @@ class Prober:
             return
         op.sock.close()  # also removes it from the epoll
         raw = b"".join(op.chunks) if op.chunks else b""
+        latency = max(0.0, self.now - op.started)
+        if exc is None:
+            # how close answers come to their timeout (EWMA): servers (or this host) slowing down under the load
+            # the checks make, a signal for the engine to keep fewer in flight before anything times out. Only
+            # answers count: a dead server's timeout says nothing about load and must not slow the others.
+            self.pressure += 0.05 * (min(1.0, latency / op.timeouts[1]) - self.pressure)
         try:
-            op.done(exc, raw, max(0.0, self.now - op.started), stale)
+            op.done(exc, raw, latency, stale)
         except Exception:  # noqa: BLE001 - a callback bug must not stop the other exchanges
             import logging
 
