@@ -41,6 +41,7 @@ import itertools
 import logging
 import random
 import resource
+import selectors
 import threading
 import time
 from collections import deque
@@ -73,6 +74,8 @@ WINDOW_MIN = 16
 #: Stale timeouts (run while the loop was starved) re-verified per round before one counts anyway, so a
 #: server that really hangs is still found while the engine stays overloaded.
 REVERIFY = 3
+#: How long the engine's loop lets socket events gather before serving them (seconds; see _GatheringSelector).
+QUANTUM = 0.01
 #: The engine reports itself behind when a due check waited longer than this (seconds), or when most recent
 #: ticks had to leave due checks waiting.
 BEHIND = 1.0
@@ -204,6 +207,26 @@ class _Service:
         self.healthy = 0
         self.unknown = 0
         self.quorum = quorum
+
+
+class _GatheringSelector(selectors.EpollSelector):
+    """The engine loop's selector: when the loop would wait anyway, it first lets events gather for QUANTUM.
+
+    Why: each turn of an asyncio loop costs a few system calls (epoll_wait, clock reads) whatever it serves,
+    and at a few hundred checks per second every connect and every reply would otherwise get a turn of its
+    own - on a guest where a system call is expensive (UML: ~60 us) that overhead was more than the checks.
+    A health check does not care about 10 ms; with events served in batches the per-turn cost is shared.
+    Never delays work that is ready: with a zero timeout (callbacks waiting) it selects at once.
+    """
+
+    def select(self, timeout=None):
+        if timeout is None or timeout > QUANTUM:
+            time.sleep(QUANTUM)
+            timeout = None if timeout is None else timeout - QUANTUM
+        elif timeout > 0:
+            time.sleep(timeout)
+            timeout = 0
+        return super().select(timeout)
 
 
 class HealthEngine:
@@ -364,7 +387,7 @@ class HealthEngine:
     # ---- engine thread --------------------------------------------------------------------------------------
 
     def _thread_main(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = asyncio.SelectorEventLoop(_GatheringSelector())
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
