@@ -30,6 +30,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -118,6 +119,12 @@ def passive_opens() -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ  # utime, stime
+
+
+def idle_seconds() -> float:
+    """The guest's idle CPU time so far: whether it had CPU to spare during a window."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[4]) / HZ
 
 
 def rss_mb(pid: int) -> float:
@@ -257,7 +264,7 @@ def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog:
         time.sleep(interval + 1)
         last = passive_opens()
         t_last = time.monotonic()
-        while time.monotonic() - start < 60:
+        while time.monotonic() - start < 20:
             time.sleep(2)
             now_opens, now = passive_opens(), time.monotonic()
             rate = (now_opens - last) / (now - t_last)
@@ -265,9 +272,9 @@ def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog:
             if rate >= 0.9 * offered or (hog and time.monotonic() - start > 3 * interval):
                 break
         pid = daemon.checker_pid()
-        c0, o0, t0 = cpu_seconds(pid), passive_opens(), time.monotonic()
+        c0, o0, t0, i0 = cpu_seconds(pid), passive_opens(), time.monotonic(), idle_seconds()
         time.sleep(seconds)
-        c1, o1, t1 = cpu_seconds(pid), passive_opens(), time.monotonic()
+        c1, o1, t1, i1 = cpu_seconds(pid), passive_opens(), time.monotonic(), idle_seconds()
         rss = sum(rss_mb(p) for p in daemon.pids())
         private = sum(private_mb(p) for p in daemon.pids())
     finally:
@@ -280,6 +287,7 @@ def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog:
         "checks_per_s": checks / (t1 - t0),
         "cpu_ms_per_1000": (c1 - c0) * 1000 / checks * 1000 if checks else float("nan"),
         "cpu_util": (c1 - c0) / (t1 - t0),
+        "idle": (i1 - i0) / (t1 - t0),
         "rss_mb": rss,
         "private_mb": private,
         "downs": daemon.downs(),
@@ -296,6 +304,7 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument("--measure", type=float, default=10.0)
     ap.add_argument("--overload", type=float, default=20.0)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each daemon per row (alternating)")
     args = ap.parse_args()
     if args.child:
         engine_child(args.child[0], int(args.child[1]), float(args.child[2]))
@@ -311,13 +320,13 @@ def main() -> None:
     clock_us = (time.perf_counter() - t) * 100
     print(f"scale_health: clock read {clock_us:.1f} us; CPUs {os.cpu_count()}, interval {args.interval:g} s, timeouts {TIMEOUT} s, "
           f"window {args.measure:g} s; keepalived checker only vs our engine process", flush=True)  # fmt: skip
-    head = f"{'kind':<5} {'reals':>6} {'who':<11} {'checks/s':>9} {'offered':>8} {'CPU-ms/1000':>12} {'CPU':>5} {'RSS MB':>7} {'priv MB':>7} {'downs':>6}  ours: behind, worst lag"
+    head = f"{'kind':<5} {'reals':>6} {'who':<11} {'checks/s':>9} {'offered':>8} {'CPU-ms/1000':>12} {'CPU':>5} {'RSS MB':>7} {'priv MB':>7} {'downs':>6} {'idle':>5}  ours: behind, worst lag"
     print(head, flush=True)
     rows = []
     try:
         for kind in [k for k in args.kinds.split(",") if k]:  # --kinds '': the overload run only
             for n in sizes:
-                for cls in (Ours, Keepalived):
+                for cls in (Ours, Keepalived) * args.repeat:
                     r = measure(cls, kind, n, args.interval, args.measure)
                     rows.append((kind, n, cls.name, r))
                     worst = r["report"].get("worst") if r["report"] else None
@@ -327,13 +336,25 @@ def main() -> None:
                     print(
                         f"{kind:<5} {n:>6} {cls.name:<11} {r['checks_per_s']:>9.0f} {r['offered']:>8.0f} "
                         f"{r['cpu_ms_per_1000']:>12.0f} {r['cpu_util']:>5.0%} {r['rss_mb']:>7.1f} "
-                        f"{r['private_mb']:>7.1f} {r['downs']:>6}{behind}",
+                        f"{r['private_mb']:>7.1f} {r['downs']:>6} {r['idle']:>5.0%}{behind}",
                         flush=True,
                     )
+        print("\nmedians (CPU-ms per 1,000 checks, checks/s, false downs summed over the runs):", flush=True)
+        for kind in [k for k in args.kinds.split(",") if k]:
+            for n in sizes:
+                line = f"{kind:<5} {n:>6}"
+                for who in ("ours", "keepalived"):
+                    runs = [r for k, m, w, r in rows if (k, m, w) == (kind, n, who)]
+                    cpu = statistics.median(r["cpu_ms_per_1000"] for r in runs)
+                    rate = statistics.median(r["checks_per_s"] for r in runs)
+                    downs = sum(max(0, r["downs"]) for r in runs)
+                    line += f"   {who} {cpu:>5.0f} CPU-ms/1000 {rate:>5.0f}/s {downs} downs"
+                print(line, flush=True)
         n = max(sizes)
         print(f"\noverload: {n} HTTP reals, a CPU hog on the guest's vCPU, {args.overload:g} s", flush=True)
         for cls in (Ours, Keepalived):
             r = measure(cls, "http", n, args.interval, args.overload, hog=True)
+            rows.append(("overload", n, cls.name, r))
             extra = ""
             if r["report"]:
                 w, load = r["report"]["worst"], r["report"]["load"]
