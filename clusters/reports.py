@@ -138,7 +138,9 @@ def snapshot(value) -> dict:
     if not isinstance(drift, list):
         problems.append("drift is not a list")
     else:
-        out["drift"] = [d if isinstance(d, dict) else str(d)[:MAX_TEXT] for d in drift[:MAX_DRIFT]]
+        # a drift entry is shown as it is: plain JSON with finite numbers (an agent's `Infinity` must not reach
+        # a template or the API's JSON), anything else as bounded text
+        out["drift"] = [_plain(d) if isinstance(d, dict) else str(d)[:MAX_TEXT] for d in drift[:MAX_DRIFT]]
     for sid, svc in _dict(snap.get("services") or {}, "services").items():
         try:
             out["services"][str(sid)] = service(svc, problems, f"service {str(sid)[:60]}")
