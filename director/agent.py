@@ -40,6 +40,9 @@ from .report import Reporter
 from .statefile import load_json, save_json
 
 log = logging.getLogger(__name__)
+HEALTH_WRITE_EVERY = 1.0  # s: the health file is rewritten at most this often while flips keep coming
+EVENT_FLUSH_EVERY = 1.0  # s: flip events are sent to Redis at most this often (the disk has them at once)
+FLIP_BATCH_MAX = 10_000  # flips taken off the queue in one go (one patch of the kernel)
 TRUST_FILE = "/etc/ultramonkey/central.pub"  # the central side's public signing key(s), root's file
 
 
@@ -73,12 +76,17 @@ class Agent:
         self.external_dir = external_dir
         self.events = EventLog(os.path.join(state_dir, "events.jsonl"), name)
         self.desired: DesiredState | None = None
+        self._specs_by_key: dict = {}  # engine's service key or service id -> (spec, service id)
         self.health: dict[str, bool | None] = {}  # dest id -> up?
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._reporter: threading.Thread | None = None
         self._flips: queue.Queue = queue.Queue()
         self._flipper: threading.Thread | None = None
+        self._health_dirty = False  # flips applied but not yet in the health file
+        self._health_written = float("-inf")
+        self._events_pending = False  # flip events on disk, not yet sent
+        self._events_flushed = float("-inf")
         self.engine = HealthEngine(on_change=self._on_health_change)
         self.host = Host(netns)
         self.pair = Pair(
@@ -147,7 +155,7 @@ class Agent:
                 self.events.emit("agent", f"saved desired state not restored: {exc}", level="error")
         if restored is not None:
             with self._lock:
-                self.desired = restored
+                self._set_desired(restored)
                 result = self._reconcile(force_host=True, full=True)
                 self._update_engine()
             self.events.emit(
@@ -192,6 +200,7 @@ class Agent:
         for thread in (self._flipper, self._reporter):
             if thread is not None:
                 thread.join(timeout=10)
+        self._housekeep(force=True)
         self.events.emit("agent", "agent stopped")
         self.events.flush(self.redis)
 
@@ -250,9 +259,10 @@ class Agent:
                 save_json(self.desired_path, state.to_dict())
             except Exception as exc:  # noqa: BLE001 - a full disk must not leave a half-applied state
                 return self._reject(f"cannot store desired state: {exc}", job_id)
-            self.desired = state
+            previous = self.desired
+            self._set_desired(state)
             try:
-                result = self._reconcile()
+                result = self._reconcile(services=_changed_services(previous, state))
                 self._update_engine()
             except Exception as exc:  # noqa: BLE001 - reported as the job's failure, the agent keeps serving
                 log.exception("applying revision %s failed", state.revision)
@@ -278,8 +288,20 @@ class Agent:
         self._flush_soon()
         return result
 
-    def _reconcile(self, force_host: bool = False, full: bool = False) -> dict:
-        """Make the kernel match desired state, health and the pair's role. Caller holds the lock."""
+    def _set_desired(self, state: DesiredState) -> None:
+        """Take a new desired state and index its services for flips (O(services), once per state)."""
+        index = {}
+        for spec in state.services:
+            sid = keys.service_key_for(spec)
+            index.setdefault(spec.key, (spec, sid))
+            index.setdefault(sid, (spec, sid))
+        self.desired, self._specs_by_key = state, index
+
+    def _reconcile(self, force_host: bool = False, full: bool = False, services=None) -> dict:
+        """Make the kernel match desired state, health and the pair's role. Caller holds the lock.
+
+        `services`: the only specs whose kernel service may have changed (Host.reconcile patches just
+        those); None = the whole table."""
         state = self.desired
         if state is None:
             return {"ops": 0, "errors": []}
@@ -290,6 +312,7 @@ class Agent:
             self.pair.sync_wanted(state),
             force_host=force_host,
             full=full,
+            services=services,
         )
 
     def _daemons(self) -> dict:
@@ -306,63 +329,93 @@ class Agent:
         self._flips.put((service_key, real_key, up, result))
 
     def _flip_loop(self) -> None:
-        """Act on flips: all flips pending at once become one kernel reconcile (a mass outage is one diff)."""
+        """Act on flips off the checking loop: whatever is queued becomes one patch of the kernel.
+
+        The engine only queues (`_on_health_change`); here flips are coalesced per real server and applied in
+        O(changed) (Host.reconcile with `services`), then the health file and the events follow, batched and
+        rate-limited (`_housekeep`), so a mass outage costs the checks neither a table-wide diff nor a file
+        write and an fsync per flip."""
         while not self._stop.is_set():
+            batch = []
             try:
-                first = self._flips.get(timeout=0.5)
+                batch.append(self._flips.get(timeout=0.2))
             except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < 10_000:
+                pass
+            while batch and len(batch) < FLIP_BATCH_MAX:
                 try:
                     batch.append(self._flips.get_nowait())
                 except queue.Empty:
                     break
             try:
-                self._act_on_flips(batch)
+                if batch:
+                    self._act_on_flips(batch)
+                self._housekeep()
             except Exception:
                 log.exception("acting on health flips failed")
 
     def _act_on_flips(self, batch: list) -> None:
-        changed = []
+        """Apply a batch of flips: the last word per real server counts, the kernel changes first."""
+        latest: dict[str, tuple] = {}
         with self._lock:
             for service_key, real_key, up, result in batch:
-                spec = self._spec_for(service_key)
-                if spec is None:
-                    continue
-                did = keys.dest_id(keys.service_key_for(spec), *real_key)
-                if self.health.get(did) is up:
-                    continue
-                self.health[did] = up
-                changed.append((spec, real_key, did, up, result))
+                found = self._specs_by_key.get(service_key)
+                if found is None:
+                    continue  # a flip for a service the desired state no longer has
+                spec, sid = found
+                did = keys.dest_id(sid, *real_key)
+                flips = latest[did][-1] + 1 if did in latest else 1
+                latest[did] = (spec, sid, real_key, up, result, flips)
+            changed = [(did, *item) for did, item in latest.items() if self.health.get(did) is not item[3]]
             if not changed:
                 return
-            save_json(self.health_path, self.health)
-            outcome = self._reconcile()
-        for spec, (address, port), did, up, result in changed:
+            for did, *_, up, _result, _flips in changed:
+                self.health[did] = up
+            self._health_dirty = True
+            outcome = self._reconcile(services=[item[1] for item in changed])
+        events = []
+        for did, spec, sid, (address, port), up, result, flips in changed:
             state = "up" if up else "down"
             reason = getattr(result, "reason", "")
-            self.events.emit(
-                "check",
-                f"real server {address}:{port} of {spec.label} is {state}: {reason}",
-                level="info" if up else "warning",
-                service=keys.service_key_for(spec),
-                real=did,
-                health=state,
-                data={
-                    "reason": reason,
-                    "latency": getattr(result, "latency", None),
-                    "ops": outcome["ops"],
-                    "errors": outcome["errors"],
-                },
+            events.append(
+                dict(
+                    kind="check",
+                    message=f"real server {address}:{port} of {spec.label} is {state}: {reason}",
+                    level="info" if up else "warning",
+                    service=sid,
+                    real=did,
+                    health=state,
+                    data={
+                        "reason": reason,
+                        "latency": getattr(result, "latency", None),
+                        "flips": flips,
+                        "ops": outcome["ops"],
+                        "errors": outcome["errors"][:20],
+                    },
+                )
             )
-        self._flush_soon()
+        self.events.emit_many(events)
+        self._events_pending = True
 
-    def _spec_for(self, service_key) -> ServiceSpec | None:
-        for spec in self.desired.services if self.desired else ():
-            if spec.key == service_key or keys.service_key_for(spec) == service_key:
-                return spec
-        return None
+    def _housekeep(self, force: bool = False) -> None:
+        """Write the health file and send flip events, each at most once per period (or now, when forced).
+
+        The kernel already holds the flips; the file only lets a restart start from them, so losing the
+        last second of flips in a crash costs a re-check, never a wrong kernel table."""
+        now = time.monotonic()
+        if self._health_dirty and (force or now - self._health_written >= HEALTH_WRITE_EVERY):
+            with self._lock:
+                health = dict(self.health)
+                self._health_dirty = False
+            self._health_written = now
+            try:
+                save_json(self.health_path, health)
+            except OSError:
+                self._health_dirty = True
+                log.exception("cannot write the health file")
+        if self._events_pending and (force or now - self._events_flushed >= EVENT_FLUSH_EVERY):
+            self._events_pending = False
+            self._events_flushed = now
+            self._flush_soon()
 
     # -- reporting -----------------------------------------------------------------------------------------
     def _flush_soon(self) -> None:
@@ -408,3 +461,24 @@ class Agent:
         return self.host.conntable(
             service=service, client=client, real=real, state=state, port=port, limit=limit
         )
+
+
+def _changed_services(old: DesiredState | None, new: DesiredState) -> list[ServiceSpec] | None:
+    """The services of `new` that differ from `old`'s when both name the same services in the same order -
+    an admin change (weight, drain, maintenance) - so only those are recomputed and patched; None (the whole
+    table is diffed) when services were added, removed or reordered, or there is no previous state."""
+    if old is None or len(old.services) != len(new.services):
+        return None
+    changed = []
+    for was, spec in zip(old.services, new.services, strict=True):
+        if (was.protocol, was.address, was.port, was.fwmark, was.family) != (
+            spec.protocol,
+            spec.address,
+            spec.port,
+            spec.fwmark,
+            spec.family,
+        ):
+            return None
+        if was != spec:
+            changed.append(spec)
+    return changed

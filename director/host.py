@@ -28,14 +28,31 @@ def kernel_table(
     `quorum` (service id -> last verdict) is the memory keepalived's hysteresis needs; it is updated in place
     (the same inputs give the same verdict again, so a second call for a drift check changes nothing).
     """
-    table = []
     memory = {} if quorum is None else quorum
-    for spec in state.services if state else ():
-        sid = keys.service_key_for(spec)
-        by_real = {r.key: health.get(keys.dest_id(sid, r.address, r.port)) for r in spec.reals}
-        memory[sid] = verdict = policy.quorum_up(spec, by_real, memory.get(sid))
-        table.append(ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, by_real, verdict)))
-    return table
+    return [kernel_service(spec, health, memory) for spec in (state.services if state else ())]
+
+
+def kernel_service(spec, health: dict[str, bool | None], quorum: dict) -> ipvs_model.Service:
+    """One desired kernel service from its spec and health: what a flip or an admin change recomputes.
+
+    Only the service's own reals and its quorum verdict (updated in `quorum`) go in, so the cost is the
+    service's size, not the table's."""
+    sid = keys.service_key_for(spec)
+    by_real = {r.key: health.get(keys.dest_id(sid, r.address, r.port)) for r in spec.reals}
+    quorum[sid] = verdict = policy.quorum_up(spec, by_real, quorum.get(sid))
+    return ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, by_real, verdict))
+
+
+class _Lead:
+    """Each service key of one desired state -> (position, spec): the position orders a patch like the full
+    table (so its ops come out in the full diff's order); the first spec wins, as in plan.diff (the schema
+    refuses the same service twice anyway)."""
+
+    def __init__(self, state: DesiredState):
+        self.state = state
+        self.by_key: dict[tuple, tuple[int, object]] = {}
+        for i, spec in enumerate(state.services):
+            self.by_key.setdefault(spec.key, (i, spec))
 
 
 class Host:
@@ -49,6 +66,7 @@ class Host:
         self.reconciler = ipvs_plan.Reconciler(self.wire, full_every=60.0)
         self._applied: tuple | None = None  # host settings last applied without error
         self.quorum: dict = {}  # service id -> keepalived quorum verdict (policy.quorum_up's memory)
+        self._lead: _Lead | None = None
 
     def reconcile(
         self,
@@ -58,8 +76,15 @@ class Host:
         sync: Sync | None,
         force_host: bool = False,
         full: bool = False,
+        services=None,
     ) -> dict:
         """Make the kernel match; returns {"ops": n, "errors": [...]}.
+
+        `services` (specs of `state`) names the only services whose policy may have changed - a health
+        flip's, an admin change's: then only those are recomputed, diffed against the known kernel table
+        and changed (Reconciler.patch), O(changed). Without it, or when the known table is not to be
+        trusted (none yet, the periodic full reconcile is due, an op failed), the whole table is rebuilt
+        and diffed, and on an error the kernel is re-read and the diff applied again.
 
         The host settings (ip_forward, VIPs, masquerade, sync daemons) are only touched when they changed since
         the last successful apply, or when forced (agent start): a drain click must cost one netlink diff, not
@@ -93,13 +118,34 @@ class Host:
             errors += host_errors
             self._applied = None if host_errors else host
         try:
-            report = self.reconciler(kernel_table(state, health, self.quorum), full=full)
+            report = None
+            if services is not None and not full:
+                report = self.reconciler.patch(self._changed_table(state, health, services))
+                if report is not None and report.errors:  # the index is dropped: re-read, diff it all
+                    ops += report.ops_done
+                    report = None
+            if report is None:
+                report = self.reconciler(kernel_table(state, health, self.quorum), full=full)
             ops += report.ops_done
             errors += [str(e) for e in report.errors]
         except Exception as exc:
             log.exception("IPVS apply failed")
             errors.append(f"ipvs: {exc}")
         return {"ops": ops, "errors": errors}
+
+    def _changed_table(self, state: DesiredState, health: dict, services) -> list[ipvs_model.Service]:
+        """The desired kernel services for `services` only, in the order the full table would have them."""
+        if self._lead is None or self._lead.state is not state:
+            self._lead = _Lead(state)  # once per desired state: O(services), not O(reals)
+        wanted: dict[tuple, tuple[int, ipvs_model.Service]] = {}
+        for spec in services:
+            key = spec.key
+            found = self._lead.by_key.get(key)
+            if found is None or key in wanted:
+                continue  # not in this state (a flip for a service just removed), or done already
+            pos, lead = found  # the state's own spec: a caller's copy may be older
+            wanted[key] = (pos, kernel_service(lead, health, self.quorum))
+        return [svc for _, svc in sorted(wanted.values(), key=lambda item: item[0])]
 
     def ensure_sync(self, wan: str, sync_id: int) -> None:
         """Both IPVS sync daemons on both directors of a pair, whatever the role: the MASTER's master daemon

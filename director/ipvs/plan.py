@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
-from .model import Dest, Service
+from .model import Dest, Service, Stats
 from .ops import Op
 
 ORDER = ("add_service", "add_dest", "set_dest", "del_dest", "set_service", "del_service")
@@ -168,35 +169,134 @@ def reconcile(wire, desired_table: list[Service], actual: list[Service] | None =
     return report
 
 
-class Reconciler:
-    """reconcile() with memory: O(changed) kernel work per call, a full dump when it matters.
+def diff_some(desired: list[Service], known: Mapping[tuple, Service]) -> list[Op]:
+    """The ops `diff(full_desired, known)` emits for the services in `desired`, in the same order, without
+    looking at any other service: O(size of `desired`), whatever the size of the table.
 
-    Keeps the last Report.actual and hands it back to reconcile(), so a health flip or a drain costs its own
-    ops plus a read of the touched services, whatever the table's size. The kernel is dumped in full on the
-    first call, when `full=True` (e.g. a new desired state, agent start), when the last call had errors,
-    and at least every `full_every` seconds - hand-made changes no op runs into are repaired then.
+    The caller vouches that every service it leaves out is unchanged (a health flip or an admin change
+    touches only its own service) and hands `desired` in desired-table order; then the result is exactly
+    the full diff's (tests/unit/test_ipvs_incremental.py checks that with random tables and changes).
+    A service is never deleted here: one the caller does not name is one it did not change.
+    """
+    return diff(desired, [known[s.key] for s in desired if s.key in known])
+
+
+def advance(known: Mapping[tuple, Service], ops: list[Op]) -> dict[tuple, Service | None]:
+    """What the kernel holds for the services `ops` touched once all of them succeeded: key -> Service, or
+    None for a deleted one. Pure: the caller merges it into its index of the kernel table, so a successful
+    change costs no read-back. A dest the kernel reports as "local" stays "local" (the kernel rewrites any
+    method to it for an address of the director's own); counters are not known and keep their last value.
+    """
+    out: dict[tuple, Service | None] = {}
+    dests: dict[tuple, dict[tuple, Dest]] = {}
+
+    def current(key: tuple) -> Service | None:
+        return out[key] if key in out else known.get(key)
+
+    for op in ops:
+        svc, key = op.service, op.service.key
+        if op.kind == "add_service":
+            out[key] = replace(svc, dests=())
+            dests[key] = {}
+        elif op.kind == "set_service":
+            old = current(key)
+            out[key] = replace(
+                svc,
+                dests=old.dests if old is not None else (),
+                stats=old.stats if old is not None else Stats(),
+            )
+        elif op.kind == "del_service":
+            out[key] = None
+            dests.pop(key, None)
+        else:
+            if key not in dests:
+                old = current(key)
+                dests[key] = {d.key: d for d in old.dests} if old is not None else {}
+                out[key] = old
+            table = dests[key]
+            if op.kind == "del_dest":
+                table.pop(op.dest.key, None)
+                continue
+            have = table.get(op.dest.key)
+            dest = op.dest
+            if have is not None:
+                dest = replace(dest, stats=have.stats)
+                if have.fwd == "local":
+                    dest = replace(dest, fwd="local")
+            table[dest.key] = dest
+    for key, table in dests.items():
+        svc = out.get(key)
+        if svc is not None:
+            out[key] = replace(svc, dests=tuple(table.values()))
+    return out
+
+
+class Reconciler:
+    """reconcile() with memory: O(changed) work per call, a full dump when it matters.
+
+    Keeps the kernel table it last left, indexed by service key. `__call__` diffs a whole desired table
+    against it (a new desired state); `patch` takes only the services a health flip or an admin change
+    touched and costs their own diff and ops - no table-wide diff, no read-back (the index is advanced by
+    the ops that succeeded). The kernel is dumped in full on the first call, when `full=True` (agent
+    start), after any error - so the index is the kernel's again, never half-applied - and at least every
+    `full_every` seconds (`due`): hand-made changes no op runs into are repaired then.
     """
 
     def __init__(self, wire, full_every: float = 60.0, clock=None):
         self.wire = wire
         self.full_every = full_every
         self._clock = clock or time.monotonic
-        self._actual: list[Service] | None = None
+        self._known: dict[tuple, Service] | None = None
         self._last_full = float("-inf")
 
     def invalidate(self) -> None:
-        self._actual = None
+        self._known = None
+
+    @property
+    def known(self) -> dict[tuple, Service] | None:
+        """The kernel table as last left (service key -> Service), None when it must be dumped first."""
+        return self._known
+
+    def due(self) -> bool:
+        """Whether the next call must start from a full dump (nothing known, or the period is over)."""
+        return self._known is None or self._clock() - self._last_full >= self.full_every
 
     def __call__(self, desired_table: list[Service], full: bool = False) -> Report:
-        now = self._clock()
-        known = self._actual
-        if full or known is None or now - self._last_full >= self.full_every:
-            known = None
-            self._last_full = now
+        known = None if full or self.due() else list(self._known.values())
+        if known is None:
+            self._last_full = self._clock()
         try:
             report = reconcile(self.wire, desired_table, actual=known)
         except Exception:
-            self._actual = None
+            self._known = None
             raise
-        self._actual = None if report.errors else report.actual
+        self._known = None if report.errors else {s.key: s for s in report.actual}
+        return report
+
+    def patch(self, desired: list[Service]) -> Report | None:
+        """Bring only these services (desired-table order) to what they should be: O(their size).
+
+        Returns None when a full reconcile is due instead (nothing known, period over). A refused op
+        drops the index (the next call dumps the kernel): the caller then runs a full reconcile, which
+        re-reads the kernel and converges."""
+        if self.due():
+            return None
+        known = self._known
+        ops = diff_some(desired, known)
+        report = Report(ops=ops)
+        if not ops:
+            return report
+        try:
+            report.ops_done, report.errors = apply(self.wire, ops)
+        except Exception:
+            self._known = None
+            raise
+        if report.errors:
+            self._known = None
+            return report
+        for key, svc in advance(known, ops).items():
+            if svc is None:
+                known.pop(key, None)
+            else:
+                known[key] = svc
         return report

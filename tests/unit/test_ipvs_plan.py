@@ -223,7 +223,7 @@ def test_a_reconciler_dumps_in_full_first_then_works_from_what_it_knows():
     now[0] = 61.0
     assert rec([changed]).ops_done == 0 and kernel.dumps == 4  # periodic full dump
     bad = with_dests(WEB, Dest("192.168.1.9", 80, u_threshold=1, l_threshold=2))
-    assert rec([bad]).errors and rec._actual is None  # errors: the next call dumps in full again
+    assert rec([bad]).errors and rec.known is None  # errors: the next call dumps in full again
 
 
 # ---- model ----------------------------------------------------------------------------------------------
