@@ -30,10 +30,9 @@ admin state + observed health, so a health flip never needs a round trip to the 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, fields
 
-from .keys import service_label
+from .keys import canonical_address, service_label
 
 PROTOCOLS = ("tcp", "udp", "sctp", "fwmark")
 FORWARDING = ("masq", "gate", "ipip")
@@ -112,7 +111,7 @@ class RealSpec:
 
     @property
     def key(self) -> tuple[str, int]:
-        return (str(ipaddress.ip_address(self.address)), int(self.port))
+        return (canonical_address(self.address), int(self.port))
 
     @classmethod
     def from_dict(cls, d: dict) -> RealSpec:
@@ -142,7 +141,7 @@ class ServiceSpec:
         """Stable identity of the kernel service: what ipvsadm uses to name it."""
         if self.protocol == "fwmark":
             return ("fwmark", self.family, int(self.fwmark))
-        return (self.protocol, str(ipaddress.ip_address(self.address)), int(self.port))
+        return (self.protocol, canonical_address(self.address), int(self.port))
 
     @property
     def label(self) -> str:

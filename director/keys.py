@@ -8,6 +8,7 @@ is defined here once, so writer and reader cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 EVENTS_MAXLEN = 100_000
@@ -62,8 +63,15 @@ def reply_key(director: str, task_id: str) -> str:
 REPLY_TTL = 60
 
 
+@functools.lru_cache(maxsize=1 << 17)
+def canonical_address(address: str) -> str:
+    """An address as ipaddress writes it; cached, since ids and keys are built per real server and per
+    flip (parsing dominated rebuilding a 37k-real table); ValueError for a non-address, as ipaddress."""
+    return str(ipaddress.ip_address(address))
+
+
 def _host(address: str) -> str:
-    return str(ipaddress.ip_address(address)) if address else ""
+    return canonical_address(address) if address else ""
 
 
 def service_id(protocol: str, address: str = "", port: int = 0, fwmark: int = 0, family: int = 4) -> str:

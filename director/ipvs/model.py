@@ -200,9 +200,9 @@ class Service:
             object.__setattr__(self, "address", "")
             object.__setattr__(self, "port", 0)
         else:
-            addr = ipaddress.ip_address(self.address)
-            object.__setattr__(self, "address", str(addr))
-            object.__setattr__(self, "family", addr.version)
+            addr = _canon(self.address)
+            object.__setattr__(self, "address", addr)
+            object.__setattr__(self, "family", 6 if ":" in addr else 4)
             object.__setattr__(self, "fwmark", 0)
         object.__setattr__(
             self, "flags", bits_to_flags(flags_to_bits(self.flags), self.scheduler)
