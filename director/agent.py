@@ -76,7 +76,7 @@ class Agent:
         self.external_dir = external_dir
         self.events = EventLog(os.path.join(state_dir, "events.jsonl"), name)
         self.desired: DesiredState | None = None
-        self._specs_by_key: dict = {}  # engine's service key or service id -> (spec, service id)
+        self._specs_by_key: dict = {}  # engine's service key or service id -> (spec, service id, position)
         self.health: dict[str, bool | None] = {}  # dest id -> up?
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -291,10 +291,10 @@ class Agent:
     def _set_desired(self, state: DesiredState) -> None:
         """Take a new desired state and index its services for flips (O(services), once per state)."""
         index = {}
-        for spec in state.services:
+        for pos, spec in enumerate(state.services):
             sid = keys.service_key_for(spec)
-            index.setdefault(spec.key, (spec, sid))
-            index.setdefault(sid, (spec, sid))
+            index.setdefault(spec.key, (spec, sid, pos))
+            index.setdefault(sid, (spec, sid, pos))
         self.desired, self._specs_by_key = state, index
 
     def _reconcile(self, force_host: bool = False, full: bool = False, services=None) -> dict:
@@ -361,7 +361,7 @@ class Agent:
                 found = self._specs_by_key.get(service_key)
                 if found is None:
                     continue  # a flip for a service the desired state no longer has
-                spec, sid = found
+                spec, sid, pos = found
                 did = keys.dest_id(sid, *real_key)
                 flips = latest[did][-1] + 1 if did in latest else 1
                 latest[did] = (spec, sid, real_key, up, result, flips)
@@ -371,7 +371,9 @@ class Agent:
             for did, *_, up, _result, _flips in changed:
                 self.health[did] = up
             self._health_dirty = True
-            outcome = self._reconcile(services=[item[1] for item in changed])
+            touched = {item[2]: item[1] for item in changed}  # service id -> spec, once each
+            ordered = sorted(touched.values(), key=lambda spec: self._specs_by_key[spec.key][2])
+            outcome = self._reconcile(services=ordered)
         events = []
         for did, spec, sid, (address, port), up, result, flips in changed:
             state = "up" if up else "down"

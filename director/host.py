@@ -43,24 +43,6 @@ def kernel_service(spec, health: dict[str, bool | None], quorum: dict) -> ipvs_m
     return ipvs_model.service_from_spec(spec, policy.kernel_reals(spec, by_real, verdict))
 
 
-class _Lead:
-    """Each service of one desired state -> (position, spec): the position orders a patch like the full
-    table (so its ops come out in the full diff's order); the first spec wins, as in plan.diff (the schema
-    refuses the same service twice anyway)."""
-
-    def __init__(self, state: DesiredState):
-        self.state = state
-        self.by_key: dict[tuple, tuple[int, object]] = {}
-        for i, spec in enumerate(state.services):
-            self.by_key.setdefault(_identity(spec), (i, spec))
-
-
-def _identity(spec) -> tuple:
-    """A spec's service identity as written (no address parsing: a new state is indexed in ~1 ms at 2,284
-    services); within one validated state it is as unique as the kernel key."""
-    return (spec.protocol, spec.address, spec.port, spec.fwmark, spec.family)
-
-
 class Host:
     """Makes this director's kernel match a desired state, touching only what changed."""
 
@@ -72,7 +54,6 @@ class Host:
         self.reconciler = ipvs_plan.Reconciler(self.wire, full_every=60.0)
         self._applied: tuple | None = None  # host settings last applied without error
         self.quorum: dict = {}  # service id -> keepalived quorum verdict (policy.quorum_up's memory)
-        self._lead: _Lead | None = None
 
     def reconcile(
         self,
@@ -86,9 +67,10 @@ class Host:
     ) -> dict:
         """Make the kernel match; returns {"ops": n, "errors": [...]}.
 
-        `services` (specs of `state`) names the only services whose policy may have changed - a health
-        flip's, an admin change's: then only those are recomputed, diffed against the known kernel table
-        and changed (Reconciler.patch), O(changed). Without it, or when the known table is not to be
+        `services` (specs of `state`, in the state's order) names the only services whose policy may have
+        changed - a health flip's, an admin change's: then only those are recomputed, diffed against the
+        known kernel table and changed (Reconciler.patch), O(changed); in the state's order, the ops are
+        exactly those of the full diff (tests/unit/test_ipvs_incremental.py). Without it, or when the known table is not to be
         trusted (none yet, the periodic full reconcile is due, an op failed), the whole table is rebuilt
         and diffed, and on an error the kernel is re-read and the diff applied again.
 
@@ -126,7 +108,7 @@ class Host:
         try:
             report = None
             if services is not None and not full:
-                report = self.reconciler.patch(self._changed_table(state, health, services))
+                report = self.reconciler.patch(self._changed_table(health, services))
                 if report is not None and report.errors:  # the index is dropped: re-read, diff it all
                     ops += report.ops_done
                     report = None
@@ -139,19 +121,15 @@ class Host:
             errors.append(f"ipvs: {exc}")
         return {"ops": ops, "errors": errors}
 
-    def _changed_table(self, state: DesiredState, health: dict, services) -> list[ipvs_model.Service]:
-        """The desired kernel services for `services` only, in the order the full table would have them."""
-        if self._lead is None or self._lead.state is not state:
-            self._lead = _Lead(state)  # once per desired state: O(services), not O(reals)
-        wanted: dict[tuple, tuple[int, ipvs_model.Service]] = {}
+    def _changed_table(self, health: dict, services) -> list[ipvs_model.Service]:
+        """The desired kernel services for `services` only (each once), in the order given."""
+        seen: set[tuple] = set()
+        out = []
         for spec in services:
-            key = _identity(spec)
-            found = self._lead.by_key.get(key)
-            if found is None or key in wanted:
-                continue  # not in this state (a flip for a service just removed), or done already
-            pos, lead = found  # the state's own spec: a caller's copy may be older
-            wanted[key] = (pos, kernel_service(lead, health, self.quorum))
-        return [svc for _, svc in sorted(wanted.values(), key=lambda item: item[0])]
+            if spec.key not in seen:
+                seen.add(spec.key)
+                out.append(kernel_service(spec, health, self.quorum))
+        return out
 
     def ensure_sync(self, wan: str, sync_id: int) -> None:
         """Both IPVS sync daemons on both directors of a pair, whatever the role: the MASTER's master daemon

@@ -58,8 +58,9 @@ def table_of(services) -> dict:
 
 
 def same_table(kernel: dict, index: dict) -> bool:
-    """The index describes the kernel: same services and settings, same dests; where the index says
-    "local" (kept from the kernel: a real kernel rewrites any method to it), weight and thresholds agree."""
+    """The index describes the kernel: same services and settings, same dests; where either says "local"
+    (a real kernel rewrites any method to it for the director's own address, and the index keeps it once
+    read), weight and thresholds agree."""
 
     def dests(svc, local_as_any):
         return {d.key: d.settings()[1:4] if d.key in local_as_any else d.settings() for d in svc.dests}
@@ -67,8 +68,8 @@ def same_table(kernel: dict, index: dict) -> bool:
     if kernel.keys() != index.keys():
         return False
     for key, svc in index.items():
-        local = {d.key for d in svc.dests if d.fwd == "local"}
         have = kernel[key]
+        local = {d.key for d in svc.dests + have.dests if d.fwd == "local"}
         if have.settings() != svc.settings() or dests(have, local) != dests(svc, local):
             return False
     return True
