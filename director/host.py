@@ -70,9 +70,10 @@ class Host:
         `services` (specs of `state`, in the state's order) names the only services whose policy may have
         changed - a health flip's, an admin change's: then only those are recomputed, diffed against the
         known kernel table and changed (Reconciler.patch), O(changed); in the state's order, the ops are
-        exactly those of the full diff (tests/unit/test_ipvs_incremental.py). Without it, or when the known table is not to be
-        trusted (none yet, the periodic full reconcile is due, an op failed), the whole table is rebuilt
-        and diffed, and on an error the kernel is re-read and the diff applied again.
+        exactly those of the full diff (tests/unit/test_ipvs_incremental.py). Without it, or when the known
+        table is not to be trusted (none yet, an op failed), the whole table is rebuilt and diffed, and on
+        an error the kernel is re-read and the diff applied again; when the periodic full reconcile is due,
+        it follows the patch.
 
         The host settings (ip_forward, VIPs, masquerade, sync daemons) are only touched when they changed since
         the last successful apply, or when forced (agent start): a drain click must cost one netlink diff, not
@@ -109,7 +110,9 @@ class Host:
             report = None
             if services is not None and not full:
                 report = self.reconciler.patch(self._changed_table(health, services))
-                if report is not None and report.errors:  # the index is dropped: re-read, diff it all
+                # a refusal dropped the index: re-read, diff it all; or the periodic full one is due (it
+                # comes after the patch, so the flip is in the kernel first)
+                if report is not None and (report.errors or self.reconciler.due()):
                     ops += report.ops_done
                     report = None
             if report is None:

@@ -265,6 +265,13 @@ def real_port(spec, real) -> int:
     return int(spec.port)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _desired_dest(address: str, port: int, fwd: str, weight: int, u_threshold: int, l_threshold: int) -> Dest:
+    """A desired Dest, shared between rebuilds (it is frozen and carries no counters): building one was
+    most of the cost of recomputing a service's policy after a flip."""
+    return Dest(address, port, fwd, weight, u_threshold, l_threshold)
+
+
 def service_from_spec(spec, reals) -> Service:
     """Kernel service for a desired.ServiceSpec and its (RealSpec, kernel weight) pairs (policy.kernel_reals).
 
@@ -274,13 +281,13 @@ def service_from_spec(spec, reals) -> Service:
     dests = []
     seen = set()
     for real, weight in reals:
-        dest = Dest(
-            address=real.address,
-            port=real_port(spec, real),
-            fwd=real.forwarding,
-            weight=int(weight),
-            u_threshold=int(real.u_threshold),
-            l_threshold=int(real.l_threshold),
+        dest = _desired_dest(
+            real.address,
+            real_port(spec, real),
+            real.forwarding,
+            int(weight),
+            int(real.u_threshold),
+            int(real.l_threshold),
         )
         if dest.key in seen:  # the kernel has one dest per (address, port)
             continue

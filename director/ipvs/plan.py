@@ -276,10 +276,11 @@ class Reconciler:
     def patch(self, desired: list[Service]) -> Report | None:
         """Bring only these services (desired-table order) to what they should be: O(their size).
 
-        Returns None when a full reconcile is due instead (nothing known, period over). A refused op
-        drops the index (the next call dumps the kernel): the caller then runs a full reconcile, which
-        re-reads the kernel and converges."""
-        if self.due():
+        Returns None when nothing is known (a full reconcile must come first). A refused op drops the
+        index (the next call dumps the kernel): the caller then runs a full reconcile, which re-reads the
+        kernel and converges. The periodic full reconcile (`due`) is the caller's to run after the patch,
+        so a flip reaches the kernel before the table-wide work starts."""
+        if self._known is None:
             return None
         known = self._known
         ops = diff_some(desired, known)

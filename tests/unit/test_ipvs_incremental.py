@@ -290,3 +290,28 @@ def test_a_refused_patch_re_reads_the_kernel_and_leaves_nothing_half_applied():
     fixed = dataclasses.replace(state2, revision=3, services=(good2, other))
     assert host.reconcile(fixed, {}, (), None, services=[other])["errors"] == []
     assert table_of(host.reconciler.known) == table_of(kernel.table)
+
+
+def test_when_the_periodic_full_reconcile_is_due_the_flip_goes_first_and_the_kernel_is_read_after():
+    web = ServiceSpec("tcp", "10.0.0.1", 80, reals=(RealSpec("192.168.1.1", 80), RealSpec("192.168.1.2", 80)))
+    state = DesiredState(director="d1", revision=1, ip_forward=False, services=(web,))
+    kernel, now = RecordingKernel(), [0.0]
+    host = host_on(kernel)
+    host.reconciler = Reconciler(kernel, full_every=60, clock=lambda: now[0])
+    assert host.reconcile(state, {}, (), None, full=True)["errors"] == []
+    dumps = kernel.dumps
+    kernel.sent.clear()
+    health = {keys.dest_id(keys.service_key_for(web), "192.168.1.2", 80): False}
+    now[0] = 30.0
+    assert host.reconcile(state, health, (), None, services=[web]) == {"ops": 1, "errors": []}
+    assert kernel.dumps == dumps  # within the period: no dump
+    stray = Service("udp", "10.0.0.9", 53)
+    kernel.table[stray.key] = stray  # made by hand: no patch runs into it, only a dump finds it
+    health[keys.dest_id(keys.service_key_for(web), "192.168.1.1", 80)] = False
+    now[0] = 61.0
+    assert host.reconcile(state, health, (), None, services=[web]) == {"ops": 2, "errors": []}
+    assert [(op.kind, op.service.key) for op in kernel.sent[1:]] == [
+        ("set_dest", web.key),  # the flip first
+        ("del_service", stray.key),  # then the periodic full reconcile
+    ]
+    assert kernel.dumps == dumps + 2  # the full reconcile: a dump before, a re-read after
