@@ -356,12 +356,13 @@ class Agent:
     def _act_on_flips(self, batch: list) -> None:
         """Apply a batch of flips: the last word per real server counts, the kernel changes first."""
         latest: dict[str, tuple] = {}
+        position: dict[str, int] = {}  # service id -> its place in the table (the patch keeps its order)
         with self._lock:
             for service_key, real_key, up, result in batch:
                 found = self._specs_by_key.get(service_key)
                 if found is None:
                     continue  # a flip for a service the desired state no longer has
-                spec, sid, pos = found
+                spec, sid, position[sid] = found
                 did = keys.dest_id(sid, *real_key)
                 flips = latest[did][-1] + 1 if did in latest else 1
                 latest[did] = (spec, sid, real_key, up, result, flips)
@@ -371,9 +372,8 @@ class Agent:
             for did, *_, up, _result, _flips in changed:
                 self.health[did] = up
             self._health_dirty = True
-            touched = {item[2]: item[1] for item in changed}  # service id -> spec, once each
-            ordered = sorted(touched.values(), key=lambda spec: self._specs_by_key[spec.key][2])
-            outcome = self._reconcile(services=ordered)
+            touched = {sid: spec for _, spec, sid, *_ in changed}
+            outcome = self._reconcile(services=[touched[sid] for sid in sorted(touched, key=position.get)])
         events = []
         for did, spec, sid, (address, port), up, result, flips in changed:
             state = "up" if up else "down"
