@@ -7,7 +7,8 @@ One `Agent` lives in the director's Celery worker process (see worker.py). It
 * turns desired state + health into the kernel table and applies it by netlink *diff* through `Host`
   (host.py: IPVS, VIPs, ip_forward, masquerade, sync daemons): a weight change is one `set`, nothing is
   ever flushed;
-* runs the health-check engine (health/engine.py) and, on a flip, re-plans immediately - no round trip;
+* runs the health-check engine (health/engine.py) and, on a flip, re-plans immediately - no round trip - on
+  its own thread, in O(changed): only the flipped real servers' services are recomputed and patched;
 * publishes a heartbeat, a stats snapshot, history and drift to Redis through `Reporter` (report.py), and
   events through the disk-buffered EventLog (events.py), so nothing is lost while Redis is away;
 * when the desired state names a peer (`failover`), lets `Pair` (pair.py) run keepalived's VRRP: the IPVS
