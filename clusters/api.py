@@ -1,17 +1,20 @@
-"""JSON API (/api/v1/) and Prometheus metrics (/metrics), for scripts and monitoring rather than browsers.
+"""JSON API (/api/v1/, on django-ninja) and Prometheus metrics (/metrics), for scripts and monitoring.
 
 Callers authenticate with ``Authorization: Bearer umw_…`` (tokens from `manage.py create_token`) and act as
 the token's user, with that user's permissions; session cookies are deliberately ignored here, which is what
-makes `csrf_exempt` safe: a browser cannot be tricked into sending a bearer header. Views are thin: creates and
-edits are validated by the pages' ModelForms, and every change goes through services.py as the pages' do; live
-numbers come from live.py, exactly as for the pages.
+makes the API's CSRF exemption safe: a browser cannot be tricked into sending a bearer header. Each operation
+declares its permission on its `BearerToken`, checked before the body is even parsed.
+
+Views are thin: a body is parsed by its typed schema (api_schema.py) before any model code runs, then
+validated by the pages' ModelForm, and every change goes through services.py as the pages' do; live numbers
+come from live.py, exactly as for the pages. `/api/v1/openapi.json` is the OpenAPI document django-ninja
+builds from these declarations, `/api/v1/docs` its Swagger UI (bundled static files, no CDN).
 """
 
 from __future__ import annotations
 
-import json
-import math
 from functools import wraps
+from typing import Literal
 
 from django import forms
 from django.conf import settings
@@ -19,11 +22,16 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, re_path, reverse
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
+from ninja import NinjaAPI, Query, Swagger
+from ninja import errors as ninja_errors
+from ninja.security.base import AuthBase
 
 from . import choices as C
 from . import live, metrics, services
+from .api_schema import TOO_BIG, BadBody, BodyParser, form_schema, plain_schema
 from .forms import DirectorForm, HostActionForm, RealServerForm, VirtualServiceForm
 from .models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
@@ -32,7 +40,7 @@ EVENTS_DEFAULT = 100
 EVENTS_MAX = 500
 
 
-# -- auth and plumbing -------------------------------------------------------------------------------------
+# -- errors ------------------------------------------------------------------------------------------------
 def error(status: int, message: str, **headers) -> JsonResponse:
     return JsonResponse({"error": message}, status=status, headers=headers)
 
@@ -42,6 +50,19 @@ def invalid(errors: dict, status: int = 400) -> JsonResponse:
     return JsonResponse({"errors": {k: [str(m) for m in v] for k, v in errors.items()}}, status=status)
 
 
+class ApiError(Exception):
+    """An answer other than the operation's own: {"error": message} with this status (and headers)."""
+
+    def __init__(self, status: int, message: str, **headers):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, **{"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+# -- auth --------------------------------------------------------------------------------------------------
 def bearer(request) -> str | None:
     """The secret of an ``Authorization: Bearer`` header, "" for another scheme, None without a header."""
     header = request.headers.get("Authorization")
@@ -51,136 +72,149 @@ def bearer(request) -> str | None:
     return secret.strip() if scheme.lower() == "bearer" else ""
 
 
-def unauthorized(message: str) -> JsonResponse:
-    return error(401, message, **{"WWW-Authenticate": 'Bearer realm="api"'})
-
-
-def authenticate(request) -> JsonResponse | None:
-    """Set request.user from the bearer token; the 401 answer when there is none or it does not work."""
+def authenticate(request) -> ApiToken:
+    """Set request.user from the bearer token; ApiError 401 when there is none or it does not work."""
     secret = bearer(request)
     if secret is None:
-        return unauthorized("Send Authorization: Bearer <token> (manage.py create_token).")
+        raise unauthorized("Send Authorization: Bearer <token> (manage.py create_token).")
     token = ApiToken.authenticate(secret)
     if token is None:
-        return unauthorized("Invalid or revoked token.")
+        raise unauthorized("Invalid or revoked token.")
     request.user = token.user
-    return None
+    return token
 
 
-def api_view(perm: str | dict[str, str], methods: tuple[str, ...] = ("GET",)):
-    """Token auth, a permission, allowed methods and JSON errors (404 too) around a view returning JSON.
+class BearerToken(AuthBase):
+    """django-ninja auth of one operation: a live token whose user holds `perm` (401 / 403 otherwise).
 
-    `perm` is one permission for every method, or {method: permission} (then its keys are the methods).
+    One class for every operation, so the OpenAPI document has one security scheme, "BearerToken".
     """
-    perms = perm if isinstance(perm, dict) else dict.fromkeys(methods, perm)
-    methods = tuple(perms)
 
-    def wrap(view):
-        @wraps(view)
-        def inner(request, *args, **kwargs):
-            if request.method not in methods:
-                return error(405, f"Use {' or '.join(methods)}.", Allow=", ".join(methods))
-            failed = authenticate(request)
-            if failed is not None:
-                return failed
-            perm = perms[request.method]
-            if not request.user.has_perm(perm):
-                return error(403, f"{request.user} lacks the permission {perm}.")
-            try:
-                return view(request, *args, **kwargs)
-            except Http404 as exc:
-                return error(404, str(exc) or "Not found.")
-            except RequestDataTooBig:
-                return error(413, f"The body is larger than {MAX_BODY // 1024} KiB.")
-            except PermissionDenied as exc:  # a finer permission than the method's (an external check)
-                return error(403, str(exc) or "Permission denied.")
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+    openapi_description = "A token from `manage.py create_token <user>`; it acts with that user's role."
 
-        return login_not_required(csrf_exempt(inner))
+    def __init__(self, perm: str):
+        self.perm = perm
+        super().__init__()
 
-    return wrap
+    def __call__(self, request) -> ApiToken:
+        token = authenticate(request)
+        if not request.user.has_perm(self.perm):
+            raise ApiError(403, f"{request.user} lacks the permission {self.perm}.")
+        return token
 
 
 ACTION_OF = {"GET": "view", "POST": "add", "PATCH": "change", "DELETE": "delete"}
 
 
-def model_perms(model: str, *methods: str) -> dict[str, str]:
-    """{method: the model's permission for it}: GET view, POST add, PATCH change, DELETE delete."""
-    return {m: f"clusters.{ACTION_OF[m]}_{model}" for m in methods}
+def may(model: str, method: str) -> BearerToken:
+    """The model's permission for a method: GET view, POST add, PATCH change, DELETE delete."""
+    return BearerToken(f"clusters.{ACTION_OF[method]}_{model}")
 
 
-MAX_BODY = 64 * 1024  # the largest object (a virtual service with every check field) is ~2 KiB
+# -- the API object, its error answers and its URLs --------------------------------------------------------
+class Docs(Swagger):
+    """Swagger UI from django-ninja's bundled files (templates/ninja/swagger.html: no inline script, no CDN)."""
+
+    def get_openapi_url(self, api, path_params) -> str:
+        return reverse("api_openapi")
 
 
-class BadBody(ValueError):
-    """A body that is not a flat JSON object of plain values; `errors` names the field (or "body")."""
+class Api(NinjaAPI):
+    """The URLs are mounted flat (no namespace), so `reverse("api_directors")` works as it always did."""
 
-    def __init__(self, errors: dict[str, list[str]], status: int = 400):
-        super().__init__(errors)
-        self.errors, self.status = errors, status
+    def get_root_path(self, path_params) -> str:
+        return reverse("api_root")
 
-
-def _plain(name: str, value):
-    """A JSON value a form field can take: null, bool, finite number, text, or a list of those (a
-    multiple choice). Nesting, infinities and lone surrogates (not valid Unicode) are named errors."""
-    if isinstance(value, list):
-        return (
-            [_plain(name, v) for v in value[:100] if not isinstance(v, list)]
-            if all(not isinstance(v, list | dict) for v in value)
-            else _bad(name, "Expected a value or a list of values, not nested lists or objects.")
-        )
-    if isinstance(value, dict):
-        _bad(name, "Expected a value, not an object.")
-    if isinstance(value, float) and not math.isfinite(value):
-        _bad(name, "Expected a finite number.")
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            _bad(name, "Not valid Unicode (a lone surrogate).")
-    return value
+    def urlpatterns(self) -> list[URLPattern]:
+        """Every operation's URL (JSON 405, no login redirect), then a JSON 404 for anything else."""
+        names = {"openapi-json": "api_openapi", "openapi-view": "api_docs"}
+        patterns = [p for p in self.urls[0] if p.name != "api-root"]
+        for p in patterns:
+            p.name = names.get(p.name, p.name)
+            p.callback = json_405(p.callback)
+        return [*patterns, re_path(r"", not_found, name="api_root")]
 
 
-def _bad(name: str, message: str):
-    raise BadBody({str(name)[:100]: [message]})
+api = Api(
+    title="Ultra Monkey Web API",
+    version="1",
+    description="Directors, virtual services, real servers, one-click operations and events of an LVS "
+    'control plane. Errors are JSON: `{"error": …}`, or `{"errors": {field: [messages]}}` for a refused '
+    "body or filter (the web forms' messages).",
+    urls_namespace="api",
+    docs=Docs(),
+    parser=BodyParser(),
+)
 
 
-def body(request) -> dict:
-    """The body as a dict of plain values: JSON (what scripts send) or form-encoded (`curl -d a=b`).
-
-    Bounded before anything else runs: MAX_BODY bytes (413), valid UTF-8, JSON nesting only as deep as a
-    form needs (a list of values) - a 50,000-deep array is a 400 like any other malformed body.
-    """
-    raw = request.body
-    if len(raw) > MAX_BODY:
-        raise BadBody({"body": [f"The body is larger than {MAX_BODY // 1024} KiB."]}, status=413)
-    raw = raw.strip()
-    if request.content_type == "application/json" or raw.startswith(b"{"):
-        try:
-            data = json.loads(raw.decode("utf-8") or "{}")
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise BadBody({"body": [f"Not valid JSON: {str(exc)[:200]}."]}) from None
-        if not isinstance(data, dict):
-            raise BadBody({"body": ["The body must be a JSON object."]})
-        return {str(k): _plain(k, v) for k, v in data.items()}
-    return request.POST.dict()
+@api.exception_handler(ApiError)
+def _api_error(request, exc: ApiError):
+    return error(exc.status, exc.message, **exc.headers)
 
 
-def posted(data: dict) -> MultiValueDict:
-    """What a browser would post for these values: text, a list for a multiple choice, "true"/"false" for a
-    checkbox, nothing for null - so a form field sees the types it was written for (`{"address": 0}`)."""
-    out = MultiValueDict()
-    for name, value in data.items():
-        values = value if isinstance(value, list | tuple) else [value]
-        text = [_text(v) for v in values if v is not None]
-        if text or isinstance(value, list | tuple):
-            out.setlist(name, text)
-    return out
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    return error(404, str(exc) or "Not found.")
 
 
-def _text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(getattr(value, "pk", value))
+@api.exception_handler(PermissionDenied)
+def _denied(request, exc):  # a finer permission than the operation's (an external check)
+    return error(403, str(exc) or "Permission denied.")
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    return invalid({"body": [TOO_BIG]}, 413)
+
+
+@api.exception_handler(ninja_errors.HttpError)
+def _http_error(request, exc):
+    """django-ninja wraps what the body parser raised; unwrap our BadBody to name the body."""
+    cause = exc.__cause__
+    if isinstance(cause, BadBody):
+        return invalid(cause.errors, cause.status)
+    if isinstance(cause, RequestDataTooBig):
+        return invalid({"body": [TOO_BIG]}, 413)
+    return error(exc.status_code, str(exc))
+
+
+@api.exception_handler(ninja_errors.ValidationError)
+def _schema_error(request, exc):
+    """A body or query refused by its schema: 400 {"errors": {field: [message]}}, like a form's."""
+    errors: dict[str, list[str]] = {}
+    for e in exc.errors:
+        loc = [str(x) for x in e.get("loc", ())]
+        # ("body", "payload", "port") or ("query", "limit"); the parameter name is ours, not the client's
+        field = loc[2] if loc[:1] == ["body"] and len(loc) > 2 else loc[1] if len(loc) > 1 else "body"
+        if loc[:1] == ["body"] and len(loc) == 2:
+            field = "body"
+        errors.setdefault(field[:100], []).append(e.get("msg", "Invalid."))
+    return invalid(errors)
+
+
+def json_405(view):
+    """django-ninja answers a wrong method with an empty text/html 405; scripts parse every answer."""
+
+    @wraps(view)
+    def inner(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            allowed = sorted(m.strip() for m in response.get("Allow", "").split(",") if m.strip())
+            return error(405, f"Use {' or '.join(allowed)}.", Allow=", ".join(allowed))
+        return response
+
+    return login_not_required(csrf_exempt(inner))
+
+
+@login_not_required
+@csrf_exempt
+def not_found(request, *args, **kwargs):
+    """Any other URL under /api/v1/: a JSON 404 (scripts parse every answer), listing where to look."""
+    return error(404, f"No such endpoint: {request.path}. See /api/v1/docs or /api/v1/openapi.json.")
 
 
 # -- shapes ------------------------------------------------------------------------------------------------
@@ -282,49 +316,72 @@ def event_json(e: Event) -> dict:
     }
 
 
-# -- writes: the forms of the web pages, fed with JSON ---------------------------------------------------------
+# -- writes: the typed body, then the form of the web page -----------------------------------------------------
+def posted(data: dict) -> MultiValueDict:
+    """What a browser would post for these values: text, a list for a multiple choice, "true"/"false" for a
+    checkbox, nothing for null - so a form field sees the types it was written for (`{"address": 0}`)."""
+    out = MultiValueDict()
+    for name, value in data.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        text = [_text(v) for v in values if v is not None]
+        if text or isinstance(value, list | tuple):
+            out.setlist(name, text)
+    return out
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(getattr(value, "pk", value))
+
+
 def bound_form(form_class, data: dict, instance=None, fixed=None, initial=None):
     """The page's ModelForm bound to what a browser would post: the current (or default) values, the body on top.
 
-    Keys the form does not have, and those the URL decides (`fixed`), are refused rather than ignored, so a
-    typo in a script is a 400, not a silent no-op. Returns (form, errors) with one of them None.
+    The schema already refused keys the form does not have and those the URL decides (`fixed`).
     """
     fixed = fixed or {}
-    allowed = [f for f in form_class._meta.fields if f not in fixed]
-    unknown = sorted(k for k in data if k not in allowed)
-    if unknown:
-        known = ", ".join(allowed)
-        return None, {k: [f"Unknown field; this object takes: {known}."] for k in unknown}
     unbound = form_class(instance=instance, initial={**(initial or {}), **fixed})
     current = {name: unbound[name].value() for name in unbound.fields}
     merged = posted({**current, **data, **fixed})
-    return form_class(merged, instance=instance, initial={**(initial or {}), **fixed}), None
+    return form_class(merged, instance=instance, initial={**(initial or {}), **fixed})
 
 
-def write(request, form_class, render, status: int, instance=None, fixed=None, initial=None):
+def write(request, body, form_class, render, status: int, instance=None, fixed=None, initial=None):
     """Validate with the page's form, then services.save (Event + apply job), answering like the reads."""
-    try:
-        data = body(request)
-    except BadBody as exc:
-        return invalid(exc.errors, exc.status)
-    form, errors = bound_form(form_class, data, instance, fixed, initial)
-    if errors:
-        return invalid(errors)
+    form = bound_form(form_class, body.given() if body is not None else {}, instance, fixed, initial)
     if not form.is_valid():
         return invalid(form.errors)
     obj = services.save(form.instance, user=request.user, changed=form.changed_data)
     return JsonResponse(render(obj), status=status)
 
 
-def create(request, form_class, render, fixed=None, initial=None):
-    return write(request, form_class, render, 201, fixed=fixed, initial=initial)
+DirectorIn = form_schema("DirectorIn", DirectorForm, doc="A director; on PATCH only the fields named change.")
+ServiceIn = form_schema(
+    "VirtualServiceIn",
+    VirtualServiceForm,
+    exclude=("director",),
+    doc="A virtual service; its director is the one in the URL. On PATCH only the fields named change.",
+)
+RealServerIn = form_schema(
+    "RealServerIn",
+    RealServerForm,
+    exclude=("service",),
+    doc="A real server; its service is the one in the URL (port: the service's when left out).",
+)
+ActionIn = plain_schema(
+    "ServerActionIn",
+    {
+        "then": forms.ChoiceField(
+            choices=C.AfterDrain.choices, required=False, help_text="drain: what to do once drained"
+        ),
+        "weight": services.WEIGHT_FIELD,
+    },
+    doc="drain takes `then`, weight takes `weight`; maintenance and enable take nothing.",
+)
 
 
-def change(request, form_class, instance, render, fixed=None):
-    return write(request, form_class, render, 200, instance=instance, fixed=fixed)
-
-
-# -- reads -------------------------------------------------------------------------------------------------
+# -- directors ---------------------------------------------------------------------------------------------
 def director_detail_json(d: Director) -> dict:
     summary = live.summarize(d)
     return {
@@ -347,93 +404,145 @@ def server_detail_json(server: RealServer) -> dict:
     return real_json(live.real_rows(server.service, [server], points=1)[0])
 
 
-@api_view(model_perms("director", "GET", "POST"))
-def directors(request):
-    if request.method == "POST":
-        return create(request, DirectorForm, lambda d: director_detail_json(_director(d.pk)))
-    rows = Director.objects.prefetch_related("services")
-    return JsonResponse(
-        [{**director_json(d), "services": [vs.pk for vs in d.services.all()]} for d in rows], safe=False
-    )
+def _reread_director(d: Director) -> dict:
+    """A changed object answered as its GET shows it (read again: live numbers, prefetched children)."""
+    return director_detail_json(_director(d.pk))
+
+
+def _reread_service(vs: VirtualService) -> dict:
+    return service_detail_json(_service(vs.pk))
+
+
+def _reread_server(s: RealServer) -> dict:
+    return server_detail_json(_server(s.pk))
 
 
 def _director(pk) -> Director:
     return get_object_or_404(Director.objects.prefetch_related("services__reals"), pk=pk)
 
 
-@api_view(model_perms("director", "GET", "PATCH", "DELETE"))
-def director(request, pk):
-    d = _director(pk)
-    if request.method == "PATCH":
-        return change(request, DirectorForm, d, lambda d: director_detail_json(_director(d.pk)))
-    if request.method == "DELETE":
-        services.decommission(d, user=request.user)
-        return HttpResponse(status=204)
-    return JsonResponse(director_detail_json(d))
-
-
 def _service(pk) -> VirtualService:
     return get_object_or_404(VirtualService.objects.select_related("director"), pk=pk)
-
-
-@api_view(model_perms("virtualservice", "POST"))
-def director_services(request, pk):
-    d = get_object_or_404(Director, pk=pk)
-    return create(
-        request, VirtualServiceForm, lambda vs: service_detail_json(_service(vs.pk)), fixed={"director": d.pk}
-    )
-
-
-@api_view(model_perms("virtualservice", "GET", "PATCH", "DELETE"))
-def service(request, pk):
-    vs = _service(pk)
-    if request.method == "PATCH":
-        return change(
-            request,
-            VirtualServiceForm,
-            vs,
-            lambda vs: service_detail_json(_service(vs.pk)),
-            fixed={"director": vs.director_id},
-        )
-    if request.method == "DELETE":
-        services.delete(vs, vs.director, user=request.user)
-        return HttpResponse(status=204)
-    return JsonResponse(service_detail_json(vs))
 
 
 def _server(pk) -> RealServer:
     return get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
 
 
-@api_view(model_perms("realserver", "POST"))
-def service_reals(request, pk):
+DIRECTORS, SERVICES, SERVERS, OPERATIONS = (
+    ["directors"],
+    ["virtual services"],
+    ["real servers"],
+    ["operations"],
+)
+
+
+@api.get("/directors", auth=may("director", "GET"), url_name="api_directors", tags=DIRECTORS)
+def directors(request):
+    """Every director with its agent's state and the ids of its virtual services."""
+    rows = Director.objects.prefetch_related("services")
+    return JsonResponse(
+        [{**director_json(d), "services": [vs.pk for vs in d.services.all()]} for d in rows], safe=False
+    )
+
+
+@api.post("/directors", auth=may("director", "POST"), url_name="api_director_create", tags=DIRECTORS)
+def create_director(request, payload: DirectorIn = None):
+    """Create a director (201, read back as GET /directors/{pk} shows it)."""
+    return write(request, payload, DirectorForm, _reread_director, 201)
+
+
+@api.get("/directors/{id:pk}", auth=may("director", "GET"), url_name="api_director", tags=DIRECTORS)
+def director(request, pk: int):
+    """One director with its services' health counts and the drift its agent reports."""
+    return JsonResponse(director_detail_json(_director(pk)))
+
+
+@api.patch(
+    "/directors/{id:pk}", auth=may("director", "PATCH"), url_name="api_director_change", tags=DIRECTORS
+)
+def change_director(request, pk: int, payload: DirectorIn = None):
+    """Change the fields named; the rest stay."""
+    d = _director(pk)
+    return write(request, payload, DirectorForm, _reread_director, 200, d)
+
+
+@api.delete(
+    "/directors/{id:pk}", auth=may("director", "DELETE"), url_name="api_director_delete", tags=DIRECTORS
+)
+def delete_director(request, pk: int):
+    """Decommission: the agent is told to remove everything it built, then the director is deleted (204)."""
+    services.decommission(_director(pk), user=request.user)
+    return HttpResponse(status=204)
+
+
+# -- virtual services --------------------------------------------------------------------------------------
+@api.post(
+    "/directors/{id:pk}/services",
+    auth=may("virtualservice", "POST"),
+    url_name="api_director_services",
+    tags=SERVICES,
+)
+def create_service(request, pk: int, payload: ServiceIn = None):
+    """Create a virtual service on this director (201, with its real servers: none yet)."""
+    d = get_object_or_404(Director, pk=pk)
+    return write(request, payload, VirtualServiceForm, _reread_service, 201, fixed={"director": d.pk})
+
+
+@api.get("/services/{id:pk}", auth=may("virtualservice", "GET"), url_name="api_service", tags=SERVICES)
+def service(request, pk: int):
+    """One virtual service with each real server's health and the kernel's live numbers."""
+    return JsonResponse(service_detail_json(_service(pk)))
+
+
+@api.patch(
+    "/services/{id:pk}", auth=may("virtualservice", "PATCH"), url_name="api_service_change", tags=SERVICES
+)
+def change_service(request, pk: int, payload: ServiceIn = None):
+    """Change the fields named; the rest stay."""
     vs = _service(pk)
-    return create(
-        request,
-        RealServerForm,
-        lambda s: server_detail_json(_server(s.pk)),
-        fixed={"service": vs.pk},
-        initial={"port": vs.port or 0},
-    )
+    fixed = {"director": vs.director_id}
+    return write(request, payload, VirtualServiceForm, _reread_service, 200, vs, fixed=fixed)
 
 
-@api_view(model_perms("realserver", "PATCH", "DELETE"))
-def server(request, pk):
+@api.delete(
+    "/services/{id:pk}", auth=may("virtualservice", "DELETE"), url_name="api_service_delete", tags=SERVICES
+)
+def delete_service(request, pk: int):
+    vs = _service(pk)
+    services.delete(vs, vs.director, user=request.user)
+    return HttpResponse(status=204)
+
+
+# -- real servers ------------------------------------------------------------------------------------------
+@api.post(
+    "/services/{id:pk}/reals", auth=may("realserver", "POST"), url_name="api_service_reals", tags=SERVERS
+)
+def create_server(request, pk: int, payload: RealServerIn = None):
+    """Add a real server to this virtual service (201)."""
+    vs = _service(pk)
+    fixed, initial = {"service": vs.pk}, {"port": vs.port or 0}
+    return write(request, payload, RealServerForm, _reread_server, 201, fixed=fixed, initial=initial)
+
+
+@api.patch("/servers/{id:pk}", auth=may("realserver", "PATCH"), url_name="api_server", tags=SERVERS)
+def change_server(request, pk: int, payload: RealServerIn = None):
+    """Change the fields named; the rest stay."""
     s = _server(pk)
-    if request.method == "DELETE":
-        services.delete(s, s.service.director, user=request.user)
-        return HttpResponse(status=204)
-    return change(
-        request,
-        RealServerForm,
-        s,
-        lambda s: server_detail_json(_server(s.pk)),
-        fixed={"service": s.service_id},
-    )
+    return write(request, payload, RealServerForm, _reread_server, 200, s, fixed={"service": s.service_id})
 
 
-@api_view("clusters.view_applyjob")
-def job(request, pk):
+@api.delete("/servers/{id:pk}", auth=may("realserver", "DELETE"), url_name="api_server_delete", tags=SERVERS)
+def delete_server(request, pk: int):
+    s = _server(pk)
+    services.delete(s, s.service.director, user=request.user)
+    return HttpResponse(status=204)
+
+
+# -- jobs and events ---------------------------------------------------------------------------------------
+@api.get("/jobs/{id:pk}", auth=BearerToken("clusters.view_applyjob"), url_name="api_job", tags=OPERATIONS)
+def job(request, pk: int):
+    """An apply job: pending until the director's agent reports the desired state applied (or failed)."""
     return JsonResponse(job_json(get_object_or_404(ApplyJob, pk=pk)))
 
 
@@ -442,8 +551,12 @@ class EventQuery(forms.Form):
 
     director = forms.CharField(required=False, help_text="id or name")
     kind = forms.ChoiceField(choices=[("", "")] + list(C.EventKind.choices), required=False)
-    after_id = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
-    limit = forms.IntegerField(required=False, min_value=1, max_value=EVENTS_MAX)
+    after_id = forms.IntegerField(
+        required=False, min_value=0, max_value=2**63 - 1, help_text="only events with a larger id"
+    )
+    limit = forms.IntegerField(
+        required=False, min_value=1, max_value=EVENTS_MAX, help_text=f"at most this many ({EVENTS_DEFAULT})"
+    )
 
     def events(self):
         data = self.cleaned_data
@@ -461,25 +574,32 @@ class EventQuery(forms.Form):
         return qs.order_by("-time", "-id")[: data["limit"] or EVENTS_DEFAULT]
 
 
-@api_view("clusters.view_event")
-def events(request):
-    query = EventQuery(request.GET)
+EventFilters = form_schema("EventFilters", EventQuery)
+
+
+@api.get("/events", auth=BearerToken("clusters.view_event"), url_name="api_events", tags=OPERATIONS)
+def events(request, filters: Query[EventFilters]):
+    """The event log, newest first: every change (with its user), agent reports, health changes."""
+    query = EventQuery(posted(filters.given()))
     if not query.is_valid():
         return invalid(query.errors)
     return JsonResponse([event_json(e) for e in query.events()], safe=False)
 
 
 # -- operations --------------------------------------------------------------------------------------------
-@api_view(OPERATE, methods=("POST",))
-def server_action(request, pk, action):
+@api.post(
+    "/servers/{id:pk}/{server_action:action}",
+    auth=BearerToken(OPERATE),
+    url_name="api_server_action",
+    tags=OPERATIONS,
+)
+def server_action(
+    request, pk: int, action: Literal["drain", "maintenance", "enable", "weight"], payload: ActionIn = None
+):
     """drain / maintenance / enable / weight on one real server: 202 with the apply job to poll."""
-    server = get_object_or_404(RealServer.objects.select_related("service__director"), pk=pk)
+    server = _server(pk)
     try:
-        data = body(request)
-    except BadBody as exc:
-        return invalid(exc.errors, exc.status)
-    try:
-        job = services.server_action(server, action, posted(data), request.user)
+        job = services.server_action(server, action, posted(payload.given() if payload else {}), request.user)
     except ValidationError as exc:
         return invalid(exc.message_dict)
     server.refresh_from_db()
@@ -492,8 +612,13 @@ def server_action(request, pk, action):
     )
 
 
-@api_view(OPERATE, methods=("POST",))
-def host_action(request, pk, address, action):
+@api.post(
+    "/directors/{id:pk}/hosts/{address}/{host_action:action}",
+    auth=BearerToken(OPERATE),
+    url_name="api_host_action",
+    tags=OPERATIONS,
+)
+def host_action(request, pk: int, address: str, action: Literal["drain", "maintenance", "enable"]):
     """One address in every virtual service of the director: 202 with one apply job per director."""
     director = get_object_or_404(Director, pk=pk)
     form = HostActionForm({"address": address, "action": action})
@@ -504,13 +629,6 @@ def host_action(request, pk, address, action):
     if not jobs:
         return error(404, f"{address} is not a real server of {director}.")
     return JsonResponse({"jobs": [job_json(j) for j in jobs]}, status=202)
-
-
-@login_not_required
-@csrf_exempt
-def not_found(request, *args, **kwargs):
-    """Any other URL under /api/v1/: a JSON 404 (scripts parse every answer), listing where to look."""
-    return error(404, f"No such endpoint: {request.path}. See /api/v1/ in the README.")
 
 
 # -- Prometheus --------------------------------------------------------------------------------------------
@@ -524,10 +642,9 @@ def metrics_view(request):
     if request.method not in ("GET", "HEAD"):
         return error(405, "Use GET.", Allow="GET, HEAD")
     if bearer(request) is not None or not settings.METRICS_ALLOW_ANONYMOUS:
-        failed = authenticate(request)
-        if failed is not None:
-            return failed
-        if not request.user.has_perm("clusters.view_director"):
-            return error(403, f"{request.user} lacks the permission clusters.view_director.")
+        try:
+            BearerToken("clusters.view_director")(request)
+        except ApiError as exc:
+            return _api_error(request, exc)
     body, content_type = metrics.exposition(request.headers.get("Accept", ""))
     return HttpResponse(body, content_type=content_type)

@@ -14,6 +14,22 @@ class IdConverter:
         return str(value)
 
 
+class ChoiceConverter:
+    """A path segment that is one of a few words (the API's one-click actions): any other is a 404."""
+
+    words: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.regex = "|".join(cls.words)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
 class ClustersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "clusters"
@@ -22,4 +38,12 @@ class ClustersConfig(AppConfig):
     def ready(self):
         from django.urls import register_converter
 
+        from .services import HOST_ACTIONS, SERVER_ACTIONS
+
         register_converter(IdConverter, "id")
+        register_converter(
+            type("ServerAction", (ChoiceConverter,), {"words": SERVER_ACTIONS}), "server_action"
+        )
+        register_converter(
+            type("HostAction", (ChoiceConverter,), {"words": tuple(HOST_ACTIONS)}), "host_action"
+        )

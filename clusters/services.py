@@ -341,7 +341,7 @@ def set_weight(server: RealServer, weight: int, user=None) -> ApplyJob:
 
 SERVER_ACTIONS = ("drain", "maintenance", "enable", "weight")
 WEIGHT_ERROR = "Weight must be a whole number from 0 to 65535."
-_WEIGHT = forms.IntegerField(min_value=0, max_value=65535)
+WEIGHT_FIELD = forms.IntegerField(min_value=0, max_value=65535, help_text="weight: the new weight")
 
 
 def server_action(server: RealServer, action: str, params: Mapping, user=None) -> ApplyJob:
@@ -363,7 +363,7 @@ def server_action(server: RealServer, action: str, params: Mapping, user=None) -
         return enable(server, user)
     if action == "weight":
         try:
-            weight = _WEIGHT.clean(params.get("weight"))
+            weight = WEIGHT_FIELD.clean(params.get("weight"))
         except ValidationError:
             raise ValidationError({"weight": WEIGHT_ERROR}) from None
         return set_weight(server, weight, user)

@@ -21,9 +21,15 @@ def validate_port(value: int) -> None:
         raise ValidationError("Port must be between 1 and 65535, not %(value)s.", params={"value": value})
 
 
+validate_port.bounds = (1, 65535)  # the OpenAPI document's minimum/maximum (clusters/api_schema.py)
+
+
 def validate_weight(value: int) -> None:
     if value is not None and not 0 <= value <= 65535:
         raise ValidationError("Weight must be between 0 and 65535, not %(value)s.", params={"value": value})
+
+
+validate_weight.bounds = (0, 65535)
 
 
 def validate_status_codes(value: str) -> None:

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "ninja",  # django-ninja: its bundled Swagger UI files (served by whitenoise; no CDN, see /api/v1/docs)
     "clusters",
 ]
 

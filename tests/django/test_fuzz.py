@@ -22,6 +22,7 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clusters import services
 from clusters.forms import ConnFilterForm, DirectorForm, RealServerForm, VirtualServiceForm
 from clusters.models import ApiToken, ApplyJob, Director, Event, RealServer, VirtualService
 
@@ -99,7 +100,9 @@ def world(demo, admin_user, redis_client):
     page = Client()
     page.force_login(admin_user)
     imports = Director.objects.create(name="imports", masquerade=False)  # imports may replace: not the demo
-    return {"d": demo.pk, "s": vs.pk, "r": rs.pk, "i": imports.pk, "api": api, "page": page, "director": demo}
+    job = services.maintenance(rs, admin_user)
+    ids = {"d": demo.pk, "s": vs.pk, "r": rs.pk, "i": imports.pk, "j": job.pk}
+    return {**ids, "api": api, "page": page, "director": demo}
 
 
 def _counts():
@@ -117,28 +120,64 @@ def _check(response, before, *, api: bool, refused_unless=(200, 201, 202, 204, 3
 
 
 # -- the API -----------------------------------------------------------------------------------------------
-API_WRITES = [
+# Every operation of /api/v1/ (test_it_fuzzes_every_operation_of_the_openapi_document keeps this list equal to
+# the served document), with the fields its body or query takes. {pk} is the director, service or server
+# the path names (or a job), {action} and {address} are drawn too.
+API_OPERATIONS = [
+    ("get", "/api/v1/directors", None),
     ("post", "/api/v1/directors", DirectorForm),
-    ("patch", "/api/v1/directors/{d}", DirectorForm),
-    ("post", "/api/v1/directors/{d}/services", VirtualServiceForm),
-    ("patch", "/api/v1/services/{s}", VirtualServiceForm),
-    ("post", "/api/v1/services/{s}/reals", RealServerForm),
-    ("patch", "/api/v1/servers/{r}", RealServerForm),
-    ("post", "/api/v1/servers/{r}/drain", None),
-    ("post", "/api/v1/servers/{r}/weight", None),
+    ("get", "/api/v1/directors/{pk}", None),
+    ("patch", "/api/v1/directors/{pk}", DirectorForm),
+    ("delete", "/api/v1/directors/{pk}", None),
+    ("post", "/api/v1/directors/{pk}/services", VirtualServiceForm),
+    ("post", "/api/v1/directors/{pk}/hosts/{address}/{action}", None),
+    ("get", "/api/v1/services/{pk}", None),
+    ("patch", "/api/v1/services/{pk}", VirtualServiceForm),
+    ("delete", "/api/v1/services/{pk}", None),
+    ("post", "/api/v1/services/{pk}/reals", RealServerForm),
+    ("patch", "/api/v1/servers/{pk}", RealServerForm),
+    ("delete", "/api/v1/servers/{pk}", None),
+    ("post", "/api/v1/servers/{pk}/{action}", ["then", "weight"]),
+    ("get", "/api/v1/jobs/{pk}", None),
+    ("get", "/api/v1/events", ["director", "kind", "after_id", "limit"]),
 ]
+OWNER = {"directors": "d", "services": "s", "servers": "r", "jobs": "j"}
+ACTIONS = ["drain", "maintenance", "enable", "weight", "explode", "DRAIN", "%C2%B2", ""]
+ADDRESSES = ["192.168.1.4", "192.168.1.5", "::ffff:192.168.1.4", "10.9.9.9"]
 
 
-@pytest.mark.parametrize("method, url, form", API_WRITES, ids=[f"{m} {u}" for m, u, _ in API_WRITES])
+def api_url(url: str, world, data) -> str:
+    key = OWNER.get(url.split("/")[3])
+    return url.format(
+        pk=data.draw(an_id(world[key])) if key else "",
+        action=data.draw(st.sampled_from(ACTIONS)),
+        address=quote(data.draw(st.one_of(st.sampled_from(ADDRESSES), text)), safe="") or "x",
+    )
+
+
+@pytest.mark.parametrize(
+    "method, url, fields", API_OPERATIONS, ids=[f"{m} {u}" for m, u, _ in API_OPERATIONS]
+)
 @FUZZ
 @given(data=st.data())
-def test_it_never_fails_on_an_api_write(world, method, url, form, data):
-    names = fields_of(form) if form else ["then", "weight"]
-    body = data.draw(json_body(names))
-    ids = {k: data.draw(an_id(world[k])) for k in "dsr"}
+def test_it_never_fails_on_an_api_operation(world, method, url, fields, data):
+    names = fields_of(fields) if hasattr(fields, "_meta") else fields or ["x"]
+    target = api_url(url, world, data)
     before = _counts()
-    response = getattr(world["api"], method)(url.format(**ids), body, content_type="application/json")
+    if method == "get":
+        query = data.draw(st.dictionaries(st.one_of(st.sampled_from(names), text), text, max_size=5))
+        response = world["api"].get(target + "?" + urlencode(query))
+    else:
+        body = data.draw(json_body(names) if fields else st.one_of(st.just(""), json_body(names)))
+        response = getattr(world["api"], method)(target, body, content_type="application/json")
     _check(response, before, api=True)
+
+
+def test_it_fuzzes_every_operation_of_the_openapi_document(client):
+    document = client.get("/api/v1/openapi.json").json()
+    assert {(m, u) for m, u, _ in API_OPERATIONS} == {
+        (m, p) for p, ops in document["paths"].items() for m in ops
+    }
 
 
 API_READS = ["/api/v1/directors/{d}", "/api/v1/services/{s}", "/api/v1/jobs/{d}", "/api/v1/servers/{r}/enable",
@@ -157,15 +196,6 @@ def test_it_never_fails_on_api_ids_and_addresses(world, url, data):
     if response.status_code == 404 and b"<" in response.content[:1]:
         pytest.fail(f"HTML 404 for {url}")
     _check(response, before, api=True, refused_unless=(200, 202, 204))
-
-
-@FUZZ
-@given(
-    query=st.dictionaries(st.sampled_from(["director", "kind", "after_id", "limit", "x"]), text, max_size=4)
-)
-def test_it_never_fails_on_the_events_filters(world, query):
-    response = world["api"].get("/api/v1/events?" + urlencode(query))
-    _check(response, _counts(), api=True)
 
 
 # -- the pages ---------------------------------------------------------------------------------------------
