@@ -29,6 +29,7 @@ from ninja import NinjaAPI, Query, Swagger
 from ninja import errors as ninja_errors
 from ninja.security.base import AuthBase
 
+from . import api_schema as out
 from . import choices as C
 from . import live, metrics, services
 from .api_schema import TOO_BIG, BadBody, BodyParser, form_schema, plain_schema
@@ -437,7 +438,13 @@ DIRECTORS, SERVICES, SERVERS, OPERATIONS = (
 )
 
 
-@api.get("/directors", auth=may("director", "GET"), url_name="api_directors", tags=DIRECTORS)
+@api.get(
+    "/directors",
+    auth=may("director", "GET"),
+    url_name="api_directors",
+    response={200: list[out.DirectorInList], **out.REFUSALS},
+    tags=DIRECTORS,
+)
 def directors(request):
     """Every director with its agent's state and the ids of its virtual services."""
     rows = Director.objects.prefetch_related("services")
@@ -446,20 +453,36 @@ def directors(request):
     )
 
 
-@api.post("/directors", auth=may("director", "POST"), url_name="api_director_create", tags=DIRECTORS)
+@api.post(
+    "/directors",
+    auth=may("director", "POST"),
+    url_name="api_director_create",
+    response={201: out.DirectorDetail, **out.BODY_REFUSALS},
+    tags=DIRECTORS,
+)
 def create_director(request, payload: DirectorIn = None):
     """Create a director (201, read back as GET /directors/{pk} shows it)."""
     return write(request, payload, DirectorForm, _reread_director, 201)
 
 
-@api.get("/directors/{id:pk}", auth=may("director", "GET"), url_name="api_director", tags=DIRECTORS)
+@api.get(
+    "/directors/{id:pk}",
+    auth=may("director", "GET"),
+    url_name="api_director",
+    response={200: out.DirectorDetail, **out.REFUSALS},
+    tags=DIRECTORS,
+)
 def director(request, pk: int):
     """One director with its services' health counts and the drift its agent reports."""
     return JsonResponse(director_detail_json(_director(pk)))
 
 
 @api.patch(
-    "/directors/{id:pk}", auth=may("director", "PATCH"), url_name="api_director_change", tags=DIRECTORS
+    "/directors/{id:pk}",
+    auth=may("director", "PATCH"),
+    url_name="api_director_change",
+    response={200: out.DirectorDetail, **out.BODY_REFUSALS},
+    tags=DIRECTORS,
 )
 def change_director(request, pk: int, payload: DirectorIn = None):
     """Change the fields named; the rest stay."""
@@ -468,7 +491,11 @@ def change_director(request, pk: int, payload: DirectorIn = None):
 
 
 @api.delete(
-    "/directors/{id:pk}", auth=may("director", "DELETE"), url_name="api_director_delete", tags=DIRECTORS
+    "/directors/{id:pk}",
+    auth=may("director", "DELETE"),
+    url_name="api_director_delete",
+    response={204: None, **out.REFUSALS},
+    tags=DIRECTORS,
 )
 def delete_director(request, pk: int):
     """Decommission: the agent is told to remove everything it built, then the director is deleted (204)."""
@@ -481,6 +508,7 @@ def delete_director(request, pk: int):
     "/directors/{id:pk}/services",
     auth=may("virtualservice", "POST"),
     url_name="api_director_services",
+    response={201: out.ServiceDetail, **out.BODY_REFUSALS},
     tags=SERVICES,
 )
 def create_service(request, pk: int, payload: ServiceIn = None):
@@ -489,14 +517,24 @@ def create_service(request, pk: int, payload: ServiceIn = None):
     return write(request, payload, VirtualServiceForm, _reread_service, 201, fixed={"director": d.pk})
 
 
-@api.get("/services/{id:pk}", auth=may("virtualservice", "GET"), url_name="api_service", tags=SERVICES)
+@api.get(
+    "/services/{id:pk}",
+    auth=may("virtualservice", "GET"),
+    url_name="api_service",
+    response={200: out.ServiceDetail, **out.REFUSALS},
+    tags=SERVICES,
+)
 def service(request, pk: int):
     """One virtual service with each real server's health and the kernel's live numbers."""
     return JsonResponse(service_detail_json(_service(pk)))
 
 
 @api.patch(
-    "/services/{id:pk}", auth=may("virtualservice", "PATCH"), url_name="api_service_change", tags=SERVICES
+    "/services/{id:pk}",
+    auth=may("virtualservice", "PATCH"),
+    url_name="api_service_change",
+    response={200: out.ServiceDetail, **out.BODY_REFUSALS},
+    tags=SERVICES,
 )
 def change_service(request, pk: int, payload: ServiceIn = None):
     """Change the fields named; the rest stay."""
@@ -506,7 +544,11 @@ def change_service(request, pk: int, payload: ServiceIn = None):
 
 
 @api.delete(
-    "/services/{id:pk}", auth=may("virtualservice", "DELETE"), url_name="api_service_delete", tags=SERVICES
+    "/services/{id:pk}",
+    auth=may("virtualservice", "DELETE"),
+    url_name="api_service_delete",
+    response={204: None, **out.REFUSALS},
+    tags=SERVICES,
 )
 def delete_service(request, pk: int):
     vs = _service(pk)
@@ -516,7 +558,11 @@ def delete_service(request, pk: int):
 
 # -- real servers ------------------------------------------------------------------------------------------
 @api.post(
-    "/services/{id:pk}/reals", auth=may("realserver", "POST"), url_name="api_service_reals", tags=SERVERS
+    "/services/{id:pk}/reals",
+    auth=may("realserver", "POST"),
+    url_name="api_service_reals",
+    response={201: out.Real, **out.BODY_REFUSALS},
+    tags=SERVERS,
 )
 def create_server(request, pk: int, payload: RealServerIn = None):
     """Add a real server to this virtual service (201)."""
@@ -525,14 +571,26 @@ def create_server(request, pk: int, payload: RealServerIn = None):
     return write(request, payload, RealServerForm, _reread_server, 201, fixed=fixed, initial=initial)
 
 
-@api.patch("/servers/{id:pk}", auth=may("realserver", "PATCH"), url_name="api_server", tags=SERVERS)
+@api.patch(
+    "/servers/{id:pk}",
+    auth=may("realserver", "PATCH"),
+    url_name="api_server",
+    response={200: out.Real, **out.BODY_REFUSALS},
+    tags=SERVERS,
+)
 def change_server(request, pk: int, payload: RealServerIn = None):
     """Change the fields named; the rest stay."""
     s = _server(pk)
     return write(request, payload, RealServerForm, _reread_server, 200, s, fixed={"service": s.service_id})
 
 
-@api.delete("/servers/{id:pk}", auth=may("realserver", "DELETE"), url_name="api_server_delete", tags=SERVERS)
+@api.delete(
+    "/servers/{id:pk}",
+    auth=may("realserver", "DELETE"),
+    url_name="api_server_delete",
+    response={204: None, **out.REFUSALS},
+    tags=SERVERS,
+)
 def delete_server(request, pk: int):
     s = _server(pk)
     services.delete(s, s.service.director, user=request.user)
@@ -540,7 +598,13 @@ def delete_server(request, pk: int):
 
 
 # -- jobs and events ---------------------------------------------------------------------------------------
-@api.get("/jobs/{id:pk}", auth=BearerToken("clusters.view_applyjob"), url_name="api_job", tags=OPERATIONS)
+@api.get(
+    "/jobs/{id:pk}",
+    auth=BearerToken("clusters.view_applyjob"),
+    url_name="api_job",
+    response={200: out.Job, **out.REFUSALS},
+    tags=OPERATIONS,
+)
 def job(request, pk: int):
     """An apply job: pending until the director's agent reports the desired state applied (or failed)."""
     return JsonResponse(job_json(get_object_or_404(ApplyJob, pk=pk)))
@@ -577,7 +641,13 @@ class EventQuery(forms.Form):
 EventFilters = form_schema("EventFilters", EventQuery)
 
 
-@api.get("/events", auth=BearerToken("clusters.view_event"), url_name="api_events", tags=OPERATIONS)
+@api.get(
+    "/events",
+    auth=BearerToken("clusters.view_event"),
+    url_name="api_events",
+    response={200: list[out.EventOut], 400: out.Errors, 401: out.Error, 403: out.Error},
+    tags=OPERATIONS,
+)
 def events(request, filters: Query[EventFilters]):
     """The event log, newest first: every change (with its user), agent reports, health changes."""
     query = EventQuery(posted(filters.given()))
@@ -591,6 +661,7 @@ def events(request, filters: Query[EventFilters]):
     "/servers/{id:pk}/{server_action:action}",
     auth=BearerToken(OPERATE),
     url_name="api_server_action",
+    response={202: out.ActionDone, **out.BODY_REFUSALS},
     tags=OPERATIONS,
 )
 def server_action(
@@ -616,6 +687,7 @@ def server_action(
     "/directors/{id:pk}/hosts/{address}/{host_action:action}",
     auth=BearerToken(OPERATE),
     url_name="api_host_action",
+    response={202: out.HostActionDone, 400: out.Errors, **out.REFUSALS},
     tags=OPERATIONS,
 )
 def host_action(request, pk: int, address: str, action: Literal["drain", "maintenance", "enable"]):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Annotated, Any
 
 from django import forms
@@ -231,3 +232,143 @@ def plain_schema(name: str, names: dict[str, forms.Field], doc: str = "") -> typ
 
     _Form.base_fields = dict(names)
     return form_schema(name, _Form, doc=doc)
+
+
+# -- answers (documentation: the views build them in api.py; tests/django/test_api_schema.py validates real
+# answers against these, so the document cannot drift from what is sent) -------------------------------------
+class Error(BaseModel):
+    error: str
+
+
+class Errors(BaseModel):
+    """A refused body or filter: the fields at fault ("body" for the body as a whole), the forms' messages."""
+
+    errors: dict[str, list[str]]
+
+
+class Job(BaseModel):
+    """An apply job: pending until the agent reports the pushed revision applied (done) or failed."""
+
+    id: int
+    status: str
+    error: str
+    revision: int
+    director: int | None
+    server: int | None
+    created: datetime
+    finished: datetime | None
+
+
+class Director(BaseModel):
+    id: int
+    name: str
+    peer: int | None
+    description: str
+    ha_address: str | None
+    ha_priority: int
+    ha_preempt: bool
+    ha_interval: float
+    ha_vrid: int
+    agent_status: str
+    desired_revision: int
+    applied_revision: int
+    in_sync: bool
+    last_seen: datetime | None
+    report_problem: str | None
+
+
+class DirectorInList(Director):
+    services: list[int]
+
+
+class Service(BaseModel):
+    id: int
+    director: int
+    label: str
+    name: str
+    protocol: str
+    address: str | None
+    port: int | None
+    fwmark: int | None
+    family: int
+    scheduler: str
+    sched_flags: list[str]
+    persistence: int | None
+    netmask: str | None
+    enabled: bool
+    checktype: str
+    check_service: str
+
+
+class ServiceHealth(Service):
+    healthy: int
+    total: int
+    live: bool
+
+
+class DirectorDetail(Director):
+    drift: list[Any]
+    services: list[ServiceHealth]
+
+
+class RealLive(BaseModel):
+    """The kernel's view from the agent's last snapshot."""
+
+    active: int
+    inactive: int
+    persistent: int
+    cps: float
+    inbps: float
+    outbps: float
+    in_kernel: bool
+    kernel_weight: int | None
+
+
+class Real(BaseModel):
+    id: int
+    address: str
+    port: int
+    forwarding: str
+    weight: int
+    admin_state: str
+    after_drain: str
+    health: str
+    health_reason: str
+    health_latency: float | None
+    live: RealLive | None
+
+
+class ServiceDetail(Service):
+    reals: list[Real]
+
+
+class ServerState(BaseModel):
+    id: int
+    admin_state: str
+    weight: int
+
+
+class ActionDone(BaseModel):
+    job: Job
+    server: ServerState
+
+
+class HostActionDone(BaseModel):
+    jobs: list[Job]
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    kind: str
+    level: str
+    director: str | None
+    service: int | None
+    server: int | None
+    user: str | None
+    message: str
+    data: dict[str, Any]
+
+
+REFUSALS = {401: Error, 403: Error, 404: Error}
+BODY_REFUSALS = {**REFUSALS, 400: Errors, 413: Errors}
