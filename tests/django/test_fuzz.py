@@ -1,13 +1,15 @@
 """Hostile input against every endpoint: never a server error, API errors in JSON, nothing half-written.
 
-Hypothesis generates malformed values for every API endpoint (creates, changes, deletes, operations, reads
-with odd ids, the events filters), every page form, the logs and connection filters and the import pages:
+Hypothesis generates malformed values for every operation of the API's OpenAPI document (creates, changes,
+deletes, one-click operations with odd actions and addresses, reads with odd ids, the events filters; a test
+keeps the list equal to the served document), every page form, the logs and connection filters and the import pages:
 numbers too big for any column, superscript digits, NUL, lone surrogates, infinities, lists where a
 value belongs, JSON nested 50,000 deep, CRLF configurations with garbage in every directive. Each answer
 must be below 500; an API answer must be JSON; and an answer that refuses (4xx, or a form shown again with
 its errors) must leave every table as it was. 200 examples per endpoint on SQLite, 50 on PostgreSQL;
-`pytest --slow tests/django/test_fuzz.py` runs 5,000 (the figures are in the README). The connection table's filters are fuzzed through their form: the
-view's only other step asks the director's agent, which this tier does not run.
+`pytest --slow tests/django/test_fuzz.py` runs 5,000 (the figures are in the README). The connection
+table's filters are fuzzed through their form: the view's only other step asks the director's agent, which
+this tier does not run.
 """
 
 from __future__ import annotations
