@@ -116,7 +116,8 @@ def may(model: str, method: str) -> BearerToken:
 
 # -- the API object, its error answers and its URLs --------------------------------------------------------
 class Docs(Swagger):
-    """Swagger UI from django-ninja's bundled files (templates/ninja/swagger.html: no inline script, no CDN)."""
+    """Swagger UI from django-ninja's bundled static files (its ninja/swagger.html keeps the settings in a JSON
+    script element read by swagger-ui-init.js: no inline script for the CSP to refuse, no CDN)."""
 
     def get_openapi_url(self, api, path_params) -> str:
         return reverse("api_openapi")
@@ -186,11 +187,10 @@ def _schema_error(request, exc):
     """A body or query refused by its schema: 400 {"errors": {field: [message]}}, like a form's."""
     errors: dict[str, list[str]] = {}
     for e in exc.errors:
-        loc = [str(x) for x in e.get("loc", ())]
-        # ("body", "payload", "port") or ("query", "limit"); the parameter name is ours, not the client's
-        field = loc[2] if loc[:1] == ["body"] and len(loc) > 2 else loc[1] if len(loc) > 1 else "body"
-        if loc[:1] == ["body"] and len(loc) == 2:
-            field = "body"
+        source, *rest = [str(x) for x in e.get("loc", ())] or ["body"]
+        # ("body", "payload", "port", ...) or ("query", "limit"): "payload" is our parameter, not a field
+        rest = rest[1:] if source == "body" else rest
+        field = rest[0] if rest else "body"
         errors.setdefault(field[:100], []).append(e.get("msg", "Invalid."))
     return invalid(errors)
 
