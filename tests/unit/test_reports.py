@@ -54,7 +54,8 @@ def _numbers(value):
 
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(snapshots, json_values))
-@example({"time": 1.0, "drift": [{"": math.inf}]})  # found by Hypothesis: a non-finite number in a drift entry
+# found by Hypothesis: a non-finite number in a drift entry
+@example({"time": 1.0, "drift": [{"": math.inf}]})
 def test_it_reads_any_json_as_a_clean_snapshot_or_a_problem(value):
     raw = json.dumps(value)
     out = reports.read(raw, "snapshot", reports.snapshot)
