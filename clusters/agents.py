@@ -18,7 +18,7 @@ import redis
 from celery import current_app
 from django.conf import settings
 
-from director import acl, keys
+from director import acl, keys, records
 
 from . import reports, signing
 
@@ -61,9 +61,52 @@ def _get(key: str, what: str, check) -> dict | None:
     return reports.read(raw, what, check)
 
 
+def _stats(director: str, fields) -> dict | None:
+    """The meta record and what `fields(pipe, key)` reads of the service records, in one MULTI (a round is
+    one MULTI/EXEC on the agent's side, so both come from the same round); None without Redis."""
+    try:
+        pipe = client().pipeline(transaction=True)
+        pipe.get(keys.stats_key(director))
+        fields(pipe, keys.service_stats_key(director))
+        meta, got = pipe.execute()
+    except redis.RedisError:
+        return None
+    return meta, got
+
+
 def snapshot(director: str) -> dict | None:
-    """The agent's last stats snapshot: {"time", "revision", "services": {svc_id: {...,"dests": {dest_id: {...}}}}}."""
-    return _get(keys.stats_key(director), "snapshot", reports.snapshot)
+    """The agent's live stats, whole: {"time", "revision", "drift", "ha", "services": {svc_id: {...,
+    "dests": {dest_id: {...}}}}}. O(table): a page about one service asks `service_snapshot`."""
+    read = _stats(director, lambda pipe, key: pipe.hgetall(key))
+    return None if read is None else reports.stats(read[0], read[1])
+
+
+def service_snapshot(director: str, service_ids: list[str]) -> dict | None:
+    """Like `snapshot`, with only the named services (one HMGET): what a service page reads every 2 s,
+    whatever the size of the director."""
+    ids = list(service_ids)
+    read = _stats(
+        director, (lambda pipe, key: pipe.hmget(key, ids)) if ids else (lambda pipe, key: pipe.exists(key))
+    )
+    if read is None:
+        return None
+    got = read[1] if ids and isinstance(read[1], list) else []
+    fields = {sid: raw for sid, raw in zip(ids, got, strict=False) if raw is not None}
+    return reports.stats(read[0], fields)
+
+
+def service_summaries(director: str) -> dict | None:
+    """Every service's few numbers without its real servers ({"time", ..., "services": {sid: {"label",
+    "healthy", "total", "quorum", "active", "inactive", "persistent", "stats"}}}), for pages that list
+    all services of a big director. None without stats."""
+    try:
+        pipe = client().pipeline(transaction=True)
+        pipe.get(keys.stats_key(director))
+        pipe.hgetall(keys.summary_key(director))
+        meta, fields = pipe.execute()
+    except redis.RedisError:
+        return None
+    return reports.stats(meta, fields)
 
 
 def dest_stats(director: str) -> dict[str, dict]:
@@ -95,21 +138,25 @@ def heartbeats(directors: list[str]) -> dict[str, dict | None] | None:
 
 
 def histories(director: str, dests: list[str], points: int = keys.HISTORY_POINTS) -> dict[str, list[dict]]:
-    """Sparkline samples, oldest first ([{"t", "active", "inactive", "cps", "inbps", "outbps"}]), for many
-    real servers in one round trip (a table row each, refreshed every 2 s)."""
+    """Sparkline samples, one per report round, oldest first ([{"t", "active", "inactive", "cps", "inbps",
+    "outbps"}]), for many real servers in one round trip (a table row each, refreshed every 2 s). The agent
+    writes a point only when the numbers change (director/keys.py); the gaps are filled up to its last round."""
     if not dests:
         return {}
     try:
         pipe = client().pipeline(transaction=False)
+        pipe.get(keys.stats_key(director))
         for dest in dests:
             pipe.lrange(keys.history_key(director, dest), -points, -1)
-        raws = pipe.execute()
+        meta, *raws = pipe.execute()
     except redis.RedisError:
         return {}
+    until, epoch = reports.history_times(meta)
     out = {}
     for dest, raw in zip(dests, raws, strict=True):
         samples = (reports.read(x, "sample", reports.sample) for x in raw)
-        out[dest] = [s for s in samples if s and PROBLEM not in s]  # a bad sample is a gap in the line
+        good = [s for s in samples if s and PROBLEM not in s]  # a bad sample is a gap in the line
+        out[dest] = records.expand(good, until, keys.HISTORY_STEP, points, epoch)
     return out
 
 
@@ -194,7 +241,8 @@ def prune_director_users(existing: set[str], now: float) -> list[str]:
             acl.delete_director_user(client(), name)
             client().delete(
                 queue, f"_kombu.binding.{queue}", keys.events_stream(name), keys.heartbeat_key(name),
-                keys.stats_key(name), keys.decommissioned_key(name),
+                keys.stats_key(name), keys.service_stats_key(name), keys.summary_key(name),
+                keys.decommissioned_key(name),
             )  # fmt: skip
             client().hdel(keys.EVENTS_CURSORS_KEY, name)
             pruned.append(name)

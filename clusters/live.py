@@ -482,7 +482,7 @@ def real_rows(
     servers = list(service.reals.all() if servers is None else servers)
     name = service.director.name
     if snap is _UNREAD:
-        snap = agents.snapshot(name)
+        snap = agents.service_snapshot(name, [keys.service_key_for(service)])
     dests = (((snap or {}).get("services") or {}).get(keys.service_key_for(service)) or {}).get("dests") or {}
     ids = [keys.dest_key_for(s) for s in servers]
     histories = agents.histories(name, ids, points)
@@ -494,9 +494,9 @@ def real_rows(
 
 
 def service_live(service: VirtualService, servers=None) -> tuple[ServiceSummary, list[RealRow]]:
-    """A service's summary and the rows of `servers` (default: all its reals), from one snapshot read (the
-    service page and its poll)."""
-    snap = agents.snapshot(service.director.name)
+    """A service's summary and the rows of `servers` (default: all its reals), from one read of that service's
+    record (the service page and its poll: O(service), whatever the size of the director)."""
+    snap = agents.service_snapshot(service.director.name, [keys.service_key_for(service)])
     return summarize_service(service, snap), real_rows(service, servers, snap=snap)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import math
 
+from director import records
+
 PROBLEM = "problem"
 COUNTS = ("active", "inactive", "persistent", "conns")
 RATES = ("cps", "inpps", "outpps", "inbps", "outbps")
@@ -175,6 +177,56 @@ def sample(value) -> dict:
     s = _dict(value, "sample")
     return {"t": number(s.get("t"), "t"), **{k: number(s.get(k) or 0, k) for k in ("active", "inactive", *RATES)
                                                if k in s or k in ("active", "inactive")}}  # fmt: skip
+
+
+def stats(meta_raw, fields: dict | None):
+    """A director's live stats from its meta record and service records (director/keys.py, format 2), in the
+    shape of `snapshot`: {"time", "revision", "drift", "ha", "services": {sid: record}}. None without a meta
+    record, {"problem": why} when the meta record is garbage; a garbage service record is left out and
+    named under "problem" like any bad part of a snapshot. A meta value without "format" is an older
+    agent's whole snapshot and is read as one. Never raises."""
+    try:
+        meta = loads(meta_raw, "snapshot")
+        if meta is None:
+            return None
+        meta = _dict(meta, "snapshot")
+        if meta.get("format") is None or isinstance(meta.get("services"), dict):
+            return snapshot(meta)
+        if meta.get("format") != 2:
+            raise BadReport(f"unknown stats format {str(meta.get('format'))[:20]!r}")
+        problems: list[str] = []
+        services = {}
+        if not isinstance(fields, dict):
+            fields = {}
+        for sid, raw in fields.items():
+            try:
+                services[str(sid)] = records.full(loads(raw, f"service {str(sid)[:60]}"))
+            except BadReport as exc:
+                problems.append(str(exc))
+        out = snapshot({k: v for k, v in meta.items() if k not in ("format", "count", "resync", "services")}
+                       | {"services": services})  # fmt: skip
+    except BadReport as exc:
+        return {PROBLEM: str(exc)}
+    except RecursionError:
+        return {PROBLEM: "snapshot is nested too deep"}
+    if problems:
+        before = out.get(PROBLEM)
+        out[PROBLEM] = "; ".join(
+            p for p in (before, f"{len(problems)} unreadable record(s): {problems[0]}") if p
+        )
+    return out
+
+
+def history_times(meta_raw) -> tuple[float, float | None]:
+    """(time of the director's last round, its history epoch or None) from its meta record; (0, None) for
+    anything unreadable - a sparkline then shows only the points it has."""
+    try:
+        meta = _dict(loads(meta_raw, "snapshot") or {}, "snapshot")
+        until = number(meta.get("time") or 0, "time")
+        epoch = meta.get("epoch")
+        return until, (number(epoch, "epoch") if epoch is not None else None)
+    except (BadReport, RecursionError):
+        return 0.0, None
 
 
 def read(raw, what: str, check):

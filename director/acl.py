@@ -7,7 +7,7 @@ the agent's Celery worker and reporter do, measured with ``MONITOR`` and ``ACL L
 * its queue ``director.<name>`` (and kombu's priority lists ``director.<name>\\x06\\x16<N>``): BRPOP/LLEN;
 * kombu's binding sets for that queue (SADD when the worker declares it; they only route the central
   side's messages *to this director*, so adding to them can harm nobody else);
-* its own event stream, heartbeat, stats and history keys: write only (XADD, SET, RPUSH/LTRIM/EXPIRE);
+* its own event stream, heartbeat, stats and history keys: write only (XADD, SET, HSET/HDEL/DEL, RPUSH/LTRIM/EXPIRE);
 * its replies to the central side's queries ``umw:reply:<name>:<task id>``: write only. Not Celery's
   result backend, which GETs ``celery-task-meta-*`` before every store and so would need read access to
   every result of every director.
@@ -50,6 +50,9 @@ DIRECTOR_COMMANDS = (
     "+rpush",
     "+ltrim",
     "+expire",
+    "+hset",  # per-service stats records (keys.service_stats_key, summary_key)
+    "+hdel",
+    "+del",  # a full rewrite of those hashes
 )
 
 
@@ -90,6 +93,8 @@ def director_rules(director: str) -> list[bytes]:
         keys.events_stream(director),
         keys.heartbeat_key(director),
         keys.stats_key(director),
+        keys.service_stats_key(director),
+        keys.summary_key(director),
         keys.history_key(director, "*"),
         keys.reply_key(director, "*"),
     ]

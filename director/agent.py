@@ -21,6 +21,7 @@ happen under one lock: applies from Celery, flips from health checks and role ch
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -36,6 +37,7 @@ from .desired import DesiredState, ServiceSpec
 from .events import EventLog
 from .health.engine import HealthEngine
 from .host import Host, kernel_table
+from .ipvs.scan import Scanner
 from .pair import Pair
 from .report import Reporter
 from .statefile import load_json, save_json
@@ -112,6 +114,8 @@ class Agent:
             results=self.engine.results,
             ha=self.pair.snapshot,
             health_load=lambda: self.engine.load().as_dict(),
+            scanner=Scanner(self.host.wire),
+            table_for=self._table_for,
         )
 
     @classmethod
@@ -435,6 +439,15 @@ class Agent:
     def _table(self) -> list:
         with self._lock:
             return kernel_table(self.desired, self.health, self.host.quorum)
+
+    def _table_for(self, specs: list[ServiceSpec]) -> list:
+        """The kernel table the desired state and health call for, for some of the desired services only
+        (the reporter's drift check, a share per round). The quorum memory is copied: checking is not acting."""
+        with self._lock:
+            if self.desired is None:
+                return []
+            partial = dataclasses.replace(self.desired, services=tuple(specs))
+            return kernel_table(partial, self.health, dict(self.host.quorum))
 
     def snapshot(self, dump: list | None = None) -> dict:
         """Kernel table with stats + last check results (report.py), for the `director.snapshot` task."""

@@ -14,7 +14,10 @@ import ipaddress
 EVENTS_MAXLEN = 100_000
 EVENTS_CURSORS_KEY = "umw:events:cursors"  # hash: director -> the central side's read position in its stream
 HISTORY_POINTS = 1800  # one hour at one sample every 2 s
+HISTORY_STEP = 2.0  # seconds between two points of a sparkline (the agent's report interval)
+HISTORY_TTL = 7200
 STATS_TTL = 30  # seconds a stats snapshot stays readable after the agent stops writing
+STATS_FORMAT = 2  # the "format" of the meta record below: per-service records, not one snapshot
 HEARTBEAT_TTL = 300
 
 
@@ -39,8 +42,44 @@ def heartbeat_key(director: str) -> str:
     return f"umw:hb:{director}"
 
 
+# -- live stats: what the agent's reporter (director/report.py) writes every round --------------------------
+# Written in proportion to change (director/records.py): one record per virtual service, re-sent only when its
+# text changed; everything is rewritten on the agent's start, after a Redis error, and every RESYNC seconds.
+# Each round is one MULTI/EXEC, so a reader never sees half a round.
+#
+#   stats_key        string, JSON: {"format": 2, "time": the round's epoch seconds, "revision", "director",
+#                    "drift": [...], "ha": {...} | null, "health_load": {...} | null (HealthEngine.load()),
+#                    "count": number of services, "resync": epoch of the last full rewrite, "epoch": the history
+#                    epoch (see history_key)}. "time" is the age of every record below: a record that did not change was
+#                    true at that time too. (A value without "format" is an older agent's whole snapshot:
+#                    {"time", ..., "services": {...}}; the reader takes both.)  TTL STATS_TTL.
+#   service_stats_key  hash, service id -> JSON record: {"label", "scheduler", "stats": {counter: n},
+#                    "healthy", "total", "quorum", "dests": {dest id: {"address", "port", "in_kernel",
+#                    "weight", "active", "inactive", "persistent", "stats": {...}, "health": {"up", "reason",
+#                    "latency", "checked"}}}}; zero counters, empty text and nulls are left out (read as 0 / "" /
+#                    null). Health latency and check time are refreshed with the record: when anything of the
+#                    service changes, and at least every HEALTH_REFRESH seconds.  TTL STATS_TTL.
+#   summary_key      hash, service id -> JSON {"label", "healthy", "total", "quorum", "stats": {the service's
+#                    counters and rates, and "active", "inactive", "persistent" summed over its real servers;
+#                    zeros left out}}: a service without its real servers, for pages that show every service
+#                    of a director.  TTL STATS_TTL.
+#   history_key      list per real server of JSON samples {"t", "active", "inactive", "cps", "inbps", "outbps"},
+#                    RPUSHed when they differ from the last one pushed (and at every full rewrite), trimmed to
+#                    HISTORY_POINTS; a reader fills the gaps with the value that held (records.expand).
+RESYNC = 600.0
+HEALTH_REFRESH = 30.0
+
+
 def stats_key(director: str) -> str:
     return f"umw:stats:{director}"
+
+
+def service_stats_key(director: str) -> str:
+    return f"umw:svcstats:{director}"
+
+
+def summary_key(director: str) -> str:
+    return f"umw:svcsum:{director}"
 
 
 def history_key(director: str, dest_id: str) -> str:

@@ -40,7 +40,7 @@ from .codec import (
     NLMSG_ERROR,
     daemon_attrs,
     decode_daemon,
-    decode_dest,
+    decode_dest_at,
     decode_family_id,
     decode_service,
     error_code,
@@ -64,6 +64,12 @@ BATCH_MAX_BYTES = 48 * 1024
 SOCKET_BUFFER = 4 * 1024 * 1024
 TIMEOUT = 10.0
 MAX_RECV_PER_DUMP = 1_000_000
+DUMP_BATCH = (
+    32  # GET_DEST dump requests per sendmsg (each first answer buffer may take ~64 KB of SOCKET_BUFFER)
+)
+_NLMSGHDR = struct.Struct("=IHHII")
+_NLA = struct.Struct("=HH")
+RECV_BUFFER = 256 * 1024
 
 
 class WireError(OSError):
@@ -95,6 +101,9 @@ class Wire:
         self._sock: socket.socket | None = None
         self._family: int | None = None
         self._seq = 0
+        self._rbuf = bytearray(
+            RECV_BUFFER
+        )  # dest dumps read into it (the kernel's answers are <= 32 KB each)
 
     # connection --------------------------------------------------------------------------------------
     def _open(self) -> socket.socket:
@@ -118,7 +127,14 @@ class Wire:
                 sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # errors without the request echoed
             except OSError:
                 pass
-            sock.settimeout(TIMEOUT)
+            # A blocking socket whose reads and writes the kernel times out (SO_RCVTIMEO/SO_SNDTIMEO): with
+            # Python's own timeout every send and recv is preceded by a poll(), which doubles the syscalls
+            # of a dump (three per service) - and in a UML guest syscalls are most of a dump's cost.
+            # A timed-out read raises OSError(EAGAIN) and closes the socket, as a Python timeout did.
+            sock.settimeout(None)
+            tv = struct.pack("ll", int(TIMEOUT), int((TIMEOUT % 1) * 1e6))  # native struct timeval
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
             sock.bind((0, 0))
             self._sock = sock
             self._family = self._resolve_family()
@@ -157,6 +173,14 @@ class Wire:
             return self._sock.recv(1 << 20)
         except OSError:
             self.close()  # a timeout or overrun leaves answers in flight: never read them as ours
+            raise
+
+    def _recv_into(self, buf: bytearray) -> int:
+        """Like _recv into our own buffer: no megabyte allocated and shrunk per read (two reads per service)."""
+        try:
+            return self._sock.recv_into(buf)
+        except OSError:
+            self.close()
             raise
 
     def _transact(self, family: int, cmd: int, attrs: bytes, flags: int, what: str) -> list[bytes]:
@@ -210,8 +234,78 @@ class Wire:
         return self._entries(cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP, f"dump (cmd {cmd})")
 
     def _dump_dests(self, svc: Service) -> tuple[Dest, ...]:
-        rows = self._dump(CMD_GET_DEST, nla(CMD_ATTR_SERVICE, service_key_attrs(svc)))
-        return tuple(decode_dest(attrs, svc.family) for attrs in rows)
+        got = self._dump_dests_many([svc])[0]
+        if got is None:
+            raise WireError(errno.ESRCH, f"dump dests of {svc.label()}")
+        return got
+
+    def _dump_dests_many(self, svcs: list[Service]) -> list[tuple[Dest, ...] | None]:
+        """The dests of many services (None: the service is gone), one GET_DEST dump each.
+
+        One after the other: the kernel runs one dump per socket at a time and finishes it (NLMSG_DONE) only
+        when we read again, so a second dump request sent before that is refused with EBUSY - batching dump
+        requests in one sendmsg buys nothing. What we save is in the decoding: answers are decoded where they
+        lie in the receive buffer (codec.decode_dest_at), without slicing or attribute dicts."""
+        out: list[tuple[Dest, ...] | None] = []
+        unpack = _NLMSGHDR.unpack_from
+        buf = self._rbuf
+        for svc in svcs:
+            seq = self._next_seq()
+            key = nla(CMD_ATTR_SERVICE, service_key_attrs(svc))
+            self._send(genl_message(self._family, CMD_GET_DEST, key, NLM_F_REQUEST | NLM_F_DUMP, seq))
+            rows: list[Dest] = []
+            family = svc.family
+            done = False
+            for _ in range(MAX_RECV_PER_DUMP):
+                pos, end = 0, self._recv_into(buf)
+                while pos + 16 <= end:
+                    length, kind, _flags, mseq, _pid = unpack(buf, pos)
+                    if length < 16:
+                        break
+                    if mseq == seq:
+                        if kind == NLMSG_DONE:
+                            done = True
+                            break
+                        if kind == NLMSG_ERROR:
+                            err = error_code(buf[pos + 16 : pos + 20])
+                            if err and err != errno.ESRCH:
+                                raise WireError(err, f"dump dests of {svc.label()}")
+                            rows = None  # gone between the service dump and this one
+                            done = True
+                            break
+                        rows.append(decode_dest_at(buf, pos + 20, pos + length, family))
+                    pos += (length + 3) & ~3
+                if done:
+                    break
+            else:
+                raise WireError(errno.EMSGSIZE, f"dump dests of {svc.label()}: no end of answer")
+            out.append(None if rows is None else tuple(rows))
+        return out
+
+    def service_entries(self) -> list[bytes]:
+        """Every service's raw entry (the attributes inside IPVS_CMD_ATTR_SERVICE, counters included, as the
+        kernel sent them): one dump, nothing decoded. Equal bytes = nothing changed, not even a counter
+        (scan.py decodes only the entries that moved; codec.parse_attrs + decode_service read one)."""
+        with self._lock:
+            self._open()
+            out = []
+            for payload in self._transact(
+                self._family, CMD_GET_SERVICE, b"", NLM_F_REQUEST | NLM_F_DUMP, "dump services"
+            ):
+                length, kind = _NLA.unpack_from(payload, 0) if len(payload) >= 4 else (0, 0)
+                if kind & 0x3FFF == CMD_ATTR_SERVICE and 4 <= length <= len(payload):
+                    out.append(bytes(payload[4:length]))  # the usual answer: the service nest first
+                else:
+                    nested = parse_attrs(payload).get(CMD_ATTR_SERVICE)
+                    if nested is not None:
+                        out.append(bytes(nested))
+            return out
+
+    def dests_of(self, svcs: list[Service]) -> list[tuple[Dest, ...] | None]:
+        """Many services' dests with their counters (one GET_DEST dump each); None for one that is gone."""
+        with self._lock:
+            self._open()
+            return self._dump_dests_many(list(svcs))
 
     def services(self) -> list[Service]:
         """Services without their dests (one dump)."""
@@ -221,17 +315,13 @@ class Wire:
     def dump(self) -> list[Service]:
         """Every service with its dests and full statistics."""
         with self._lock:
-            out = []
-            for attrs in self._dump(CMD_GET_SERVICE):
-                svc = decode_service(attrs)
-                try:
-                    dests = self._dump_dests(svc)
-                except WireError as exc:
-                    if exc.errno != errno.ESRCH:  # deleted between the two dumps
-                        raise
-                    continue
-                out.append(decode_service(attrs, dests))
-            return out
+            entries = self._dump(CMD_GET_SERVICE)
+            bare = [decode_service(attrs) for attrs in entries]
+            dests = self._dump_dests_many(bare)
+            # a service deleted between the two dumps (ESRCH) is left out
+            return [
+                decode_service(attrs, d) for attrs, d in zip(entries, dests, strict=True) if d is not None
+            ]
 
     def _get_service(self, svc: Service) -> dict[int, bytes] | None:
         """One service's attributes (GET_SERVICE without DUMP), None if the kernel has no such service."""

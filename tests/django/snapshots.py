@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
 import time
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from clusters.desired import desired_state
 from director import keys
 from director.desired import DesiredState
+from director.events import EventLog
 from director.health.engine import RealStatus
 from director.host import kernel_table
 from director.ipvs import model as ipvs_model
@@ -32,7 +35,7 @@ def dest(server, active=0, inactive=0, persistent=0, up=True, reason="HTTP 200",
     }
 
 
-def agent_snapshot(director, per_server=None, drift=(), revision=None, ha=None) -> dict:
+def agent_snapshot(director, per_server=None, drift=(), revision=None, ha=None, redis=None) -> dict:
     """The snapshot the agent itself would send for `director`: the central side's desired state, given to
     the agent's own code (director/host.py's kernel_table: admin state x health -> kernel dests; then
     director/report.py's Reporter.snapshot), over a fake kernel whose dests carry the counters of
@@ -68,8 +71,8 @@ def agent_snapshot(director, per_server=None, drift=(), revision=None, ha=None) 
         kernel.append(dataclasses.replace(ksvc, dests=tuple(dests), stats=ipvs_model.Stats(**rates)))
     reporter = Reporter(
         director.name,
-        None,  # never written to: the caller stores the snapshot
-        None,
+        redis,  # given: one report round is written there, as the agent writes it
+        EventLog(os.path.join(tempfile.mkdtemp(prefix="umw-events-"), "events.jsonl"), director.name),
         dump=lambda: kernel,
         specs=lambda: list(state.services),
         table=lambda: kernel_table(state, health),
@@ -79,18 +82,17 @@ def agent_snapshot(director, per_server=None, drift=(), revision=None, ha=None) 
         ha=lambda: ha,  # the pair's view (director/pair.py Pair.snapshot), None for a lone director
     )
     reporter.last_drift = list(drift)
+    if redis is not None:
+        reporter.report_once()
     return reporter.snapshot()
 
 
 def write_snapshot(r, director, per_server=None, drift=(), revision=None, heartbeat=True, ha=None):
-    """agent_snapshot() written where the agent's reporter writes it (director/keys.py names)."""
-    snap = agent_snapshot(director, per_server, drift, revision, ha)
-    r.set(keys.stats_key(director.name), json.dumps(snap), ex=keys.STATS_TTL)
-    if heartbeat:
-        r.set(
-            keys.heartbeat_key(director.name),
-            json.dumps({"time": snap["time"], "revision": snap["revision"]}),
-        )
+    """One round of the agent's own reporter written into Redis (meta, per-service records, summaries, history
+    and heartbeat: director/keys.py); returns agent_snapshot() of the same state."""
+    snap = agent_snapshot(director, per_server, drift, revision, ha, redis=r)
+    if not heartbeat:
+        r.delete(keys.heartbeat_key(director.name))
     return snap
 
 

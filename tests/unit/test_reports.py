@@ -87,3 +87,62 @@ def test_it_names_what_is_wrong():
     assert reports.read("[[[", "heartbeat", reports.heartbeat) == {
         reports.PROBLEM: "heartbeat is not JSON (JSONDecodeError)"
     }
+
+
+# -- the per-service layout (director/keys.py, format 2): meta record + one record per service ---------------
+metas = st.fixed_dictionaries(
+    {"format": st.one_of(st.just(2), json_values), "time": st.one_of(st.floats(1, 2e9), json_values)},
+    optional={"revision": json_values, "drift": json_values, "ha": json_values, "count": json_values},
+)
+fields = st.dictionaries(
+    st.text(max_size=8),
+    st.one_of(
+        st.text(max_size=12),
+        st.just("[" * 50_000),
+        json_values.map(json.dumps),
+        st.fixed_dictionaries({"dests": dests}, optional={"stats": json_values}).map(json.dumps),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(metas.map(json.dumps), json_values.map(json.dumps), st.text(max_size=20)), fields)
+def test_it_reads_any_meta_and_records_as_clean_stats_or_a_problem(meta, records):
+    out = reports.stats(meta, records)
+    if out is None:
+        return
+    assert isinstance(out, dict)
+    if set(out) == {reports.PROBLEM}:
+        return
+    assert math.isfinite(out["time"]) and out["time"] >= 1
+    for sid, svc in out["services"].items():
+        assert sid in records and isinstance(svc["dests"], dict)
+    assert all(math.isfinite(x) and x >= 0 for x in _numbers(out["services"]))
+
+
+def test_it_keeps_the_good_records_and_names_the_bad_one():
+    good = {"label": "TCP 10.0.0.1:80", "stats": {"conns": 4}, "dests": {"d1": {"address": "10.1.1.1"}}}
+    out = reports.stats(
+        json.dumps({"format": 2, "time": 1e9, "revision": 3, "drift": []}),
+        {"tcp|10.0.0.1|80": json.dumps(good), "tcp|10.0.0.2|80": "{not json"},
+    )
+    assert out["revision"] == 3 and list(out["services"]) == ["tcp|10.0.0.1|80"]
+    assert out["services"]["tcp|10.0.0.1|80"]["dests"]["d1"]["active"] == 0  # left out = zero
+    assert "1 unreadable record(s)" in out[reports.PROBLEM]
+
+
+def test_it_reads_an_older_agents_whole_snapshot():
+    snap = {"time": 1e9, "services": {"s": {"dests": {"d": {"active": 2}}}}}
+    assert reports.stats(json.dumps(snap), {})["services"]["s"]["dests"]["d"]["active"] == 2
+    assert reports.stats(None, {}) is None
+    assert set(reports.stats(json.dumps({"format": 3, "time": 1e9}), {})) == {reports.PROBLEM}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(metas.map(json.dumps), json_values.map(json.dumps), st.text(max_size=20), st.just("[" * 50_000))
+)
+def test_it_reads_the_history_times_of_any_meta_or_none(meta):
+    until, epoch = reports.history_times(meta)
+    assert math.isfinite(until) and until >= 0 and (epoch is None or math.isfinite(epoch))
