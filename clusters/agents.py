@@ -109,9 +109,10 @@ def service_summaries(director: str) -> dict | None:
     return reports.stats(meta, fields)
 
 
-def dest_stats(director: str) -> dict[str, dict]:
-    """Flatten a snapshot to {dest_id: stats} for quick lookup per real server."""
-    snap = snapshot(director) or {}
+def dest_stats(director: str, service_ids: list[str]) -> dict[str, dict]:
+    """{dest_id: stats} of the real servers of the named services (one HMGET, `service_snapshot`): what
+    finishing drains needs, in proportion to the services with draining reals, not to the table."""
+    snap = service_snapshot(director, service_ids) or {}
     out = {}
     for svc in (snap.get("services") or {}).values():
         out.update(svc.get("dests") or {})

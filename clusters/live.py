@@ -84,14 +84,23 @@ def _num(d: dict | None, key: str) -> float:
         return 0.0
 
 
+def service_counts(svc_snap: dict | None) -> dict:
+    """A service's connections (active, inactive, persistent): summed over its real servers in a record with
+    them, else the sums a summary record (keys.summary_key, no real servers) carries under "stats"."""
+    dests = (svc_snap or {}).get("dests") or {}
+    if dests:
+        return {k: sum(_num(d, k) for d in dests.values()) for k in COUNTS}
+    return {k: _num((svc_snap or {}).get("stats"), k) for k in COUNTS}
+
+
 def service_numbers(svc_snap: dict | None) -> dict:
-    """Connections summed over a service's reals plus the kernel's per-service rates."""
+    """Connections summed over a service's reals plus the kernel's per-service rates; from a summary record
+    (no real servers) the connections it carries. Either shape, so pages listing every service of a big
+    director read the summaries and a service page its whole record."""
     out = {k: 0.0 for k in COUNTS + RATES}
     if not svc_snap:
         return out
-    for dest in (svc_snap.get("dests") or {}).values():
-        for k in COUNTS:
-            out[k] += _num(dest, k)
+    out.update(service_counts(svc_snap))
     rates = svc_snap.get("stats") or {}
     if rates:
         for k in RATES:
@@ -244,15 +253,16 @@ def summarize_service(vs: VirtualService, snap: dict | None) -> ServiceSummary:
 
 
 def summarize(director: Director, now=None, services=None) -> DirectorSummary:
-    """Status, per-service health counts and totals for one director (one Redis GET for the snapshot, one
-    more for the peer's when the director is one of a pair). `services` defaults to the director's own,
-    as prefetched; pass `with_counts(...)` to have the database count the reals instead of loading them."""
+    """Status, per-service health counts and totals for one director (one Redis read of its service summaries,
+    without real servers - O(services), not O(table) -, one more for the peer's when the director is one of a
+    pair). `services` defaults to the director's own, as prefetched; pass `with_counts(...)` to have the
+    database count the reals instead of loading them."""
     refresh_last_seen(director)
-    snap = agents.snapshot(director.name)
+    snap = agents.service_summaries(director.name)
     summary = DirectorSummary(director, director.agent_status(now), snap, snapshot_age(snap))
     if (snap or {}).get("ha"):
         peer = director.pair_peer()
-        summary.pair = pair_status(snap, peer, agents.snapshot(peer.name) if peer else None)
+        summary.pair = pair_status(snap, peer, agents.service_summaries(peer.name) if peer else None)
     services = director.services.all() if services is None else services
     summary.services = [summarize_service(vs, snap) for vs in services]
     summary.totals = {k: sum(s.numbers[k] for s in summary.services) for k in COUNTS + RATES}
@@ -287,11 +297,11 @@ class PairStatus:
 
 
 def _connections(snap: dict | None) -> int:
+    """Active and inactive connections of a director, from its summaries or a whole snapshot."""
     return int(
         sum(
-            _num(d, k)
-            for s in ((snap or {}).get("services") or {}).values()
-            for d in (s.get("dests") or {}).values()
+            n[k]
+            for n in map(service_counts, ((snap or {}).get("services") or {}).values())
             for k in ("active", "inactive")
         )
     )
@@ -300,7 +310,7 @@ def _connections(snap: dict | None) -> int:
 def pair_status(
     snap: dict, peer: Director | None, peer_snap: dict | None, now: float | None = None
 ) -> PairStatus:
-    """Pure: both directors' snapshots -> what the page says about the pair."""
+    """Pure: both directors' snapshots (or service summaries) -> what the page says about the pair."""
     ha = snap.get("ha") or {}
     peer_ha = (peer_snap or {}).get("ha") or {}
     state = str(ha.get("state") or "INIT")

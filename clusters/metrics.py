@@ -201,7 +201,8 @@ def realserver_series() -> bool:
 
 def gather(reals: bool = True) -> tuple[list[Director], dict[str, dict | None]]:
     """The database and Redis reads behind one scrape: directors (with services and reals prefetched when
-    `reals`; without the per-real series Collector reads the services as live.ServiceRefs), and snapshots."""
+    `reals`; without the per-real series Collector reads the services as live.ServiceRefs), and snapshots:
+    whole with the per-real series, else the service summaries (agents.service_summaries)."""
     finished = ApplyJob.objects.filter(director=OuterRef("pk")).exclude(status=C.JobStatus.PENDING)
     directors = Director.objects.annotate(
         last_apply_status=Subquery(finished.order_by("-created", "-pk").values("status")[:1])
@@ -209,7 +210,10 @@ def gather(reals: bool = True) -> tuple[list[Director], dict[str, dict | None]]:
     directors = list(directors.prefetch_related("services__reals") if reals else directors)
     for director in directors:
         live.refresh_last_seen(director)
-    return directors, {d.name: agents.snapshot(d.name) for d in directors}
+    # the director and service series need only the service summaries (O(services)); the reals' records
+    # (O(table)) are read only for the per-real series
+    read = agents.snapshot if reals else agents.service_summaries
+    return directors, {d.name: read(d.name) for d in directors}
 
 
 class Collector:

@@ -9,8 +9,11 @@ import time
 from celery import shared_task
 from django.db.models import F
 
+from director.keys import service_key_for
+
 from .. import agents, ingest, services
-from ..models import Director
+from .. import choices as C
+from ..models import Director, RealServer, VirtualService
 
 
 @shared_task(name="clusters.ingest_events", ignore_result=True)
@@ -37,10 +40,11 @@ def follow_up() -> int:
     for director in Director.objects.filter(applied_revision__lt=F("desired_revision")):
         services.resync(director, agents.heartbeat(director.name))
     moved = 0
-    for director in (
-        Director.objects.filter(services__reals__admin_state="draining")
-        .exclude(services__reals__after_drain="")
-        .distinct()
-    ):
-        moved += services.finish_drains(agents.dest_stats(director.name), director)
+    draining = RealServer.objects.filter(admin_state=C.AdminState.DRAINING).exclude(after_drain="")
+    for director in Director.objects.filter(services__reals__in=draining).distinct():
+        # only the records of the services with draining reals: O(those services), not O(table)
+        sids = {
+            service_key_for(vs) for vs in VirtualService.objects.filter(reals__in=draining, director=director)
+        }
+        moved += services.finish_drains(agents.dest_stats(director.name, sorted(sids)), director)
     return moved
