@@ -1,6 +1,6 @@
 """The central side at keepalived issue #2318's size (issue 17): one director, 2,284 services, 37,298 reals.
 
-Usage: .venv/bin/python bench/scale_central.py [--repeat 5] [--postgres] [--no-snapshot]
+Usage: .venv/bin/python bench/scale_central.py [--repeat 5] [--postgres] [--no-snapshot] [--whole-snapshot]
 
 Runs on the host, no lab: a fresh SQLite database (or, with --postgres, a throwaway database on the
 PostgreSQL at 127.0.0.1:5432) and a private redis-server on a loopback port. The director is built through
@@ -8,9 +8,11 @@ the product path: generated `ipvsadm -S` files (two of them: one import takes at
 and applied with clusters.importers.apply_plan, as the import page does. The layout is 2,283 services of 16
 reals plus one of 770, so the service page is measured both at a typical size and with a long table.
 
-Unless --no-snapshot, a stats snapshot made by the agent's own Reporter (director/report.py, from the
+Unless --no-snapshot, the agent's live stats are written by its own Reporter (director/report.py, from the
 desired state the push builds; an empty kernel dump, so counters are 0 but the shape and size are the
-agent's) is written where the agent writes it, so pages and /metrics read what they would in production.
+agent's): one report round through Reporter.report_once into the private Redis - the meta record, the
+per-service records with reals and the summaries (director/keys.py) -, so pages and /metrics read what they
+would in production. --whole-snapshot writes instead the one JSON snapshot older agents wrote.
 
 Prints, each next to its goal: DB build time; render time (median of --repeat) and bytes of the overview,
 the director page and the service page, full and as their HTMX live fragment; /metrics time, bytes and
@@ -89,6 +91,11 @@ def main() -> int:
     ap.add_argument("--postgres", action="store_true", help="use a throwaway DB on 127.0.0.1:5432")
     ap.add_argument("--sqlite", help="keep the SQLite database in this file (built once, reused after)")
     ap.add_argument("--no-snapshot", action="store_true", help="measure without a stats snapshot in Redis")
+    ap.add_argument(
+        "--whole-snapshot",
+        action="store_true",
+        help="write an older agent's one-value snapshot instead of records",
+    )
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="umw-scale-central-")
@@ -208,6 +215,7 @@ def measure(args, director, admin) -> int:
     from clusters.desired import desired_state
     from clusters.models import VirtualService
     from director import keys, schema, signing
+    from director.events import EventLog
     from director.host import kernel_table
     from director.report import Reporter
 
@@ -228,26 +236,44 @@ def measure(args, director, admin) -> int:
         (f"service page ({big.reals.count()} reals)", big.get_absolute_url(), {}),
         ("service fragment (long)", big.get_absolute_url(), hx),
     ]
-    agents.client().delete(keys.stats_key(director.name), keys.heartbeat_key(director.name))
+    agents.client().delete(
+        keys.stats_key(director.name), keys.service_stats_key(director.name), keys.summary_key(director.name),
+        keys.heartbeat_key(director.name),
+    )  # fmt: skip
     print("\n## without a stats snapshot (database and rendering only)")
     if measure_reads(args, client, pages, per_real=(False,)):
         return 1
     if not args.no_snapshot:
         state = schema.parse(desired_state(director).to_dict())
         table = kernel_table(state, {})  # every real in the kernel, as the agent puts it there
+        events = EventLog(os.path.join(tempfile.mkdtemp(prefix="umw-events-"), "events.jsonl"), director.name)
         reporter = Reporter(
-            director.name, None, None,
+            director.name, None, events,
             dump=lambda: table, specs=lambda: list(state.services), table=lambda: table,
             revision=lambda: state.revision, health=dict, results=dict, ha=lambda: None,
         )  # fmt: skip
-        raw = json.dumps(reporter.snapshot())
-        agents.client().set(keys.stats_key(director.name), raw, ex=3600)
-        agents.client().set(
-            keys.heartbeat_key(director.name), json.dumps({"time": time.time(), "revision": 1}), ex=3600
-        )
-        print(
-            f"\n## with the agent's stats snapshot in its current format: one {len(raw) / 1e6:.1f} MB JSON value"
-        )
+        if args.whole_snapshot:
+            raw = json.dumps(reporter.snapshot())
+            agents.client().set(keys.stats_key(director.name), raw, ex=3600)
+            agents.client().set(
+                keys.heartbeat_key(director.name), json.dumps({"time": time.time(), "revision": 1}), ex=3600
+            )
+            print(f"\n## with an older agent's whole stats snapshot: one {len(raw) / 1e6:.1f} MB JSON value")
+        else:
+            reporter.redis = agents.client()
+            reporter.report_once()  # the agent's own round: meta, records with reals, summaries, history
+            stats_keys = (keys.stats_key(director.name), keys.service_stats_key(director.name))
+            for key in (*stats_keys, keys.summary_key(director.name)):
+                agents.client().expire(key, 3600)  # the bench outlasts keys.STATS_TTL
+            meta = len(agents.client().get(keys.stats_key(director.name)) or "")
+            with_reals, sums = (
+                sum(len(v) for v in agents.client().hgetall(key).values())
+                for key in (keys.service_stats_key(director.name), keys.summary_key(director.name))
+            )
+            print(
+                f"\n## with the agent's records (format {keys.STATS_FORMAT}): meta {meta / 1e3:.1f} KB, records "
+                f"with reals {with_reals / 1e6:.1f} MB, summaries {sums / 1e6:.2f} MB of JSON"
+            )
         if measure_reads(args, client, pages, per_real=(False, True)):
             return 1
 

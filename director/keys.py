@@ -59,10 +59,11 @@ def heartbeat_key(director: str) -> str:
 #                    "latency", "checked"}}}}; zero counters, empty text and nulls are left out (read as 0 / "" /
 #                    null). Health latency and check time are refreshed with the record: when anything of the
 #                    service changes, and at least every HEALTH_REFRESH seconds.  TTL STATS_TTL.
-#   summary_key      hash, service id -> JSON {"label", "healthy", "total", "quorum", "stats": {the service's
+#   summary_key      hash, service id -> JSON {"label", "healthy", "total", "quorum", "in_kernel" (true when
+#                    the kernel has the service: its missing counters are 0), "stats": {the service's
 #                    counters and rates, and "active", "inactive", "persistent" summed over its real servers;
-#                    zeros left out}}: a service without its real servers, for pages that show every service
-#                    of a director.  TTL STATS_TTL.
+#                    zeros left out}}: a service without its real servers, for pages and /metrics that show
+#                    every service of a director.  TTL STATS_TTL.
 #   history_key      list per real server of JSON samples {"t", "active", "inactive", "cps", "inbps", "outbps"},
 #                    RPUSHed when they differ from the last one pushed (and at every full rewrite), trimmed to
 #                    HISTORY_POINTS; a reader fills the gaps with the value that held (records.expand).

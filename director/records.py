@@ -88,8 +88,12 @@ def _full_dest(dest: dict) -> dict:
 def summary(record: dict) -> dict:
     """A service's few numbers for overview and director pages, so they can read every service of a director
     without its real servers (keys.summary_key): health counts, and under "stats" the kernel's service
-    counters plus the connections of its real servers (active, inactive, persistent); zeros left out."""
+    counters plus the connections of its real servers (active, inactive, persistent); zeros left out, and
+    "in_kernel" when the kernel has the service, so a reader (`full`) puts its zero counters back: a service
+    at zero is not a service without numbers (/metrics leaves out the series of the latter only)."""
     out = {k: record[k] for k in ("label", "healthy", "total", "quorum") if k in record}
+    if record.get("stats"):
+        out["in_kernel"] = True
     counts = {"active": 0, "inactive": 0, "persistent": 0}
     for dest in (record.get("dests") or {}).values():
         for k in counts:

@@ -111,3 +111,14 @@ def test_it_finishes_a_drain_from_the_records_of_the_draining_services_only(demo
     follow_up()
     rs.refresh_from_db()
     assert rs.admin_state == ("maintenance" if active == 0 else "draining")
+
+
+def test_it_exports_the_zero_counters_of_a_quiet_service_from_its_summary(client, viewer, demo, redis_client):
+    """A service the kernel has, at zero, keeps its counter series (a missing series means "no data")."""
+    write_snapshot(redis_client, demo)
+    _spoil_reals(redis_client, demo, "gone")
+    client.force_login(viewer)
+    with override_settings(UMW_METRICS_REALSERVERS=False, METRICS_ALLOW_ANONYMOUS=True):
+        body = client.get(reverse("metrics")).content.decode()
+    vs = RealServer.objects.filter(service__director=demo).first().service
+    assert f'umw_service_scheduled_connections_total{{director="lab1",service="{vs.label}"}} 0.0' in body
