@@ -98,7 +98,7 @@ def test_a_reconciler_follows_weight_flips_from_what_it_knows(wire, vip):
         for i in range(20):
             report = rec([web(5500, w1=i % 2, w2=(i + 1) % 2)])
             assert report.errors == [] and report.ops_done == (1 if i == 0 else 2)
-        assert {s.key: s for s in wire.dump()} == {s.key: s for s in rec._actual}
+        assert {s.key: s for s in wire.dump()} == rec.known
         assert client.ask("y") == f"{name} y"
     finally:
         client.close()
