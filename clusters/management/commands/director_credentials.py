@@ -25,12 +25,12 @@ class Command(BaseCommand):
         director = Director.objects.filter(name=name).first()
         if director is None:
             raise CommandError(f"unknown director {name!r}")
-        if director.redis_password_sha256 and not rotate:
-            raise CommandError(
-                f"{name} already has credentials; --rotate replaces them (the old ones stop working)"
-            )
         try:
             password = services.issue_credentials(director, rotate=rotate)
+        except services.CredentialsExist:  # the service decides; the command names its own flag
+            raise CommandError(
+                f"{name} already has credentials; --rotate replaces them (the old ones stop working)"
+            ) from None
         except Exception as exc:
             raise CommandError(f"cannot create the Redis user {acl.username(name)}: {exc}") from None
         self.stderr.write(
