@@ -32,22 +32,12 @@ class EventLog:
         self._lock = threading.Lock()
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
 
-    def emit(
-        self,
-        kind: str,
-        message: str,
-        *,
-        level: str = "info",
-        service: str = "",
-        real: str = "",
-        health: str = "",
-        data: dict | None = None,
-    ) -> dict:
-        """Record one event durably; returns it. Cheap enough to call from the health-check path."""
-        one = dict(
-            kind=kind, message=message, level=level, service=service, real=real, health=health, data=data
-        )
-        return self.emit_many([one])[0]
+    def emit(self, kind: str, message: str, **fields) -> dict:
+        """Record one event durably; returns it. Cheap enough to call from the health-check path.
+
+        `fields` are the keyword fields of `_event` (level, service, real, health, data); they are passed
+        straight through so the field list and its defaults live in one place."""
+        return self.emit_many([dict(kind=kind, message=message, **fields)])[0]
 
     def emit_many(self, events: list[dict]) -> list[dict]:
         """Record several events (emit's keyword arguments, plus `kind` and `message`) with one write and
@@ -68,6 +58,7 @@ class EventLog:
         health: str = "",
         data: dict | None = None,
     ) -> dict:
+        """One event record, as stored on disk and XADDed: the single definition of an event's fields."""
         return {
             "id": uuid.uuid4().hex,
             "director": self.director,
