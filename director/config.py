@@ -69,15 +69,32 @@ class AgentConfig:
 
 
 def redact(url: str) -> str:
-    parts = urlsplit(url)
+    """`url` with its password replaced by ***. Never raises: it is used to word the error about a URL that
+    does not parse (bad IPv6 bracket, port out of range), and that error must not show the password either."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return _redact_unparsed(url)
     if parts.password is None:
         return url
     user = quote(parts.username or "", safe="")
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{user}:***@{host}" + (f":{port}" if port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _redact_unparsed(url: str) -> str:
+    """The same for a URL urlsplit refuses: whatever sits between the user name and the last '@' of the
+    authority (scheme://user:password@host...) is the password."""
+    scheme, sep, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, host = authority.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}{rest[len(authority) :]}"
 
 
 def load(path: str) -> dict:
@@ -93,8 +110,12 @@ def load(path: str) -> dict:
         raise ConfigError(f"{path}: is a directory, not a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: `name = [[[[...` a few thousand deep
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # ENOTDIR, ELOOP, ENAMETOOLONG, EIO...: still the file's fault, not a traceback
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(data, source=path)
 
 
@@ -182,12 +203,19 @@ def _abs_path(value, err) -> str:
 
 
 def _check_url(url: str, err) -> None:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise err(f"{redact(url)!r} contains control characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise err(f"{redact(url)!r} is not a URL: {exc}") from None
-    if parts.scheme not in REDIS_SCHEMES:
+        shown = redact(url)
+        # urlsplit quotes the whole authority in some messages ("netloc 'u:pw@h' contains invalid characters")
+        detail = str(exc) if shown == url else re.sub(r"'[^']*@", "'***@", str(exc))
+        raise err(f"{shown!r} is not a URL: {detail}") from None
+    # redis-py (redis.from_url) and Celery go by the literal prefix: ' redis://', 'REDIS://' and 'unix:/path'
+    # parse here but would be refused (or misread) when the agent starts
+    if parts.scheme not in REDIS_SCHEMES or not url.startswith(parts.scheme + "://"):
         raise err(f"{redact(url)!r}: scheme must be one of {', '.join(s + '://' for s in REDIS_SCHEMES)}")
     if parts.scheme == "unix" and not parts.path.startswith("/"):
         raise err(f"{url!r}: a unix socket URL needs an absolute path (unix:///run/redis/redis.sock)")
@@ -213,7 +241,7 @@ def _redis(redis: dict, err, default_user: str | None = None) -> dict:
     if "password_file" in redis:
         path = _abs_path(redis["password_file"], lambda p: err("password_file", p))
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8", newline="") as f:  # a '\r' inside the password stays one
                 password = f.read().strip()
         except OSError as exc:
             raise err("password_file", f"cannot read {path}: {exc.strerror}") from None
@@ -238,6 +266,8 @@ def _redis(redis: dict, err, default_user: str | None = None) -> dict:
             path = _abs_path(redis[key], lambda p, k=key: err(k, p))
             if not os.access(path, os.R_OK):
                 raise err(key, f"cannot read {path}")
+            if not os.path.isfile(path):  # a directory is "readable" too, and TLS would fail only at connect
+                raise err(key, f"{path} is not a file")
             out[setting] = path
     if ("cert_file" in redis) != ("key_file" in redis):
         raise err("key_file" if "cert_file" in redis else "cert_file", "give cert_file and key_file together")
