@@ -32,7 +32,7 @@ import time
 
 import redis
 
-from . import conntable, keys, schema, signing
+from . import keys, schema, signing
 from .desired import DesiredState, ServiceSpec
 from .events import EventLog
 from .health.engine import HealthEngine
@@ -464,19 +464,11 @@ class Agent:
         except redis.RedisError as exc:  # the asker times out and says the director is not answering
             log.warning("cannot send the reply to %s: %s", task_id, exc)
 
-    def conntable(
-        self,
-        service: str | None = None,
-        client: str = "",
-        real: str = "",
-        state: str = "",
-        port: int | None = None,
-        limit: int = conntable.DEFAULT_LIMIT,
-    ) -> dict:
-        """The connection table, filtered, counted and ordered (conntable.query; bounded by its READ_MAX)."""
-        return self.host.conntable(
-            service=service, client=client, real=real, state=state, port=port, limit=limit
-        )
+    def conntable(self, **filters) -> dict:
+        """The connection table, filtered, counted and ordered (conntable.query; bounded by its READ_MAX).
+        `filters` are Host.conntable's keywords (service, client, real, state, port, limit), passed straight
+        through so the filter list and its defaults live in one place."""
+        return self.host.conntable(**filters)
 
 
 def _changed_services(old: DesiredState | None, new: DesiredState) -> list[ServiceSpec] | None:
