@@ -131,6 +131,23 @@ def _parse(pending: dict):
     return plan
 
 
+def _preview(request, plan, result, director, token: str, replace: bool):
+    """The preview page: after the upload's dry run (token: confirm with it) and again when the confirm's real
+    run refused (no token: the stored text is spent, upload again)."""
+    return render(
+        request,
+        "clusters/io/preview.html",
+        {
+            "plan": plan,
+            "services": [(s, outlook(s)) for s in plan.services[:PREVIEW_ROWS]],
+            "result": result,
+            "director": director,
+            "token": token,
+            "replace": replace,
+        },
+    )
+
+
 def index(request):
     directors = Director.objects.all()
     can_import = request.user.has_perms(IMPORT_PERMS)
@@ -166,18 +183,7 @@ def import_upload(request):
                 stash.pop(next(iter(stash)))
             stash[token] = pending
             request.session[SESSION_KEY] = stash
-        return render(
-            request,
-            "clusters/io/preview.html",
-            {
-                "plan": plan,
-                "services": [(s, outlook(s)) for s in plan.services[:PREVIEW_ROWS]],
-                "result": result,
-                "director": d["director"],
-                "token": token,
-                "replace": d["replace"],
-            },
-        )
+        return _preview(request, plan, result, d["director"], token, d["replace"])
     return render(request, "clusters/io/import.html", {"form": form})
 
 
@@ -195,18 +201,7 @@ def import_confirm(request):
     plan = _parse(pending)
     result = apply_plan(plan, director, user=request.user, replace=pending["replace"])
     if not result.ok:
-        return render(
-            request,
-            "clusters/io/preview.html",
-            {
-                "plan": plan,
-                "services": [(s, outlook(s)) for s in plan.services[:PREVIEW_ROWS]],
-                "result": result,
-                "director": director,
-                "token": "",
-                "replace": pending["replace"],
-            },
-        )
+        return _preview(request, plan, result, director, "", pending["replace"])
     messages.success(
         request,
         f"Imported {len(result.created_services)} virtual services and {result.created_reals} real servers "
