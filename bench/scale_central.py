@@ -36,7 +36,8 @@ import time
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
 
-from import_bench import free_port, private_redis  # noqa: E402 - bench/ is the script's directory
+from figures import record  # noqa: E402 - bench/ is the script's directory
+from import_bench import free_port, private_redis  # noqa: E402
 
 SERVICES = 2_284
 REALS = 37_298
@@ -166,6 +167,7 @@ def run(args) -> int:
             print(f"import failed: {[str(m) for m in result.errors[:5]]}")
             return 1
     build = time.perf_counter() - t0
+    record("central.db_build_s", build)
     n_services = VirtualService.objects.filter(director=director).count()
     n_reals = RealServer.objects.filter(service__director=director).count()
     print(
@@ -176,7 +178,7 @@ def run(args) -> int:
     return measure(args, director, admin)
 
 
-def measure_reads(args, client, pages, per_real: tuple[bool, ...]) -> int:
+def measure_reads(args, client, pages, per_real: tuple[bool, ...], tag: str) -> int:
     """Render every page of `pages` and scrape /metrics (per-real series on and/or off); prints each figure
     next to its goal; 1 when a page does not answer 200."""
     from django.test.utils import override_settings
@@ -190,6 +192,7 @@ def measure_reads(args, client, pages, per_real: tuple[bool, ...]) -> int:
             print(f"{title}: HTTP {response.status_code}")
             return 1
         kb = len(response.content) / 1024
+        record(f"central.{tag}.{title}", {"ms": ms, "cpu_ms": cpu, "kb": kb})
         print(
             f"{title:34} {ms:8.0f} {cpu:7.0f} {200:5}  {kb:6.0f} {200:5}  {verdict(ms, 200)}/{verdict(kb, 200)}"
         )
@@ -200,6 +203,7 @@ def measure_reads(args, client, pages, per_real: tuple[bool, ...]) -> int:
         body = response.content.decode()
         series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
         title = f"/metrics, per-real series {'on' if on else 'off'}"
+        record(f"central.{tag}.{title}", {"ms": ms, "cpu_ms": cpu, "kb": len(body) / 1024, "series": series})
         print(
             f"{title:34} {ms:8.0f} {cpu:7.0f} {1000:5}  {len(body) / 1024:6.0f}  "
             f"{series:,} series  {verdict(ms, 1000)}"
@@ -241,7 +245,7 @@ def measure(args, director, admin) -> int:
         keys.heartbeat_key(director.name),
     )  # fmt: skip
     print("\n## without a stats snapshot (database and rendering only)")
-    if measure_reads(args, client, pages, per_real=(False,)):
+    if measure_reads(args, client, pages, per_real=(False,), tag="bare"):
         return 1
     if not args.no_snapshot:
         state = schema.parse(desired_state(director).to_dict())
@@ -274,7 +278,7 @@ def measure(args, director, admin) -> int:
                 f"\n## with the agent's records (format {keys.STATS_FORMAT}): meta {meta / 1e3:.1f} KB, records "
                 f"with reals {with_reals / 1e6:.1f} MB, summaries {sums / 1e6:.2f} MB of JSON"
             )
-        if measure_reads(args, client, pages, per_real=(False, True)):
+        if measure_reads(args, client, pages, per_real=(False, True), tag="records"):
             return 1
 
     # -- push: desired state built, signed and queued on the broker ---------------------------------------------
@@ -290,6 +294,9 @@ def measure(args, director, admin) -> int:
     )
     sent = json.dumps(message, separators=(",", ":")).encode()
     form = "compressed" if "payload_zlib" in message else "uncompressed"
+    record(
+        "central.push", {"ms": ms, "cpu_ms": cpu, "raw_kb": len(raw_json) / 1024, "sent_kb": len(sent) / 1024}
+    )
     print(
         f"desired state: {len(raw_json) / 1024:,.0f} KB raw JSON; signed message as sent {len(sent) / 1024:,.0f} KB "
         f"({form})"

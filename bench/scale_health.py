@@ -33,16 +33,20 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from figures import record  # noqa: E402 - bench/ is the script's directory
+
 RS_NS, RS_ADDR, BASE_PORT, VIP, PER_SERVICE = "rs1", "192.168.1.4", 20000, "10.20.0.1", 100
 SCRATCH = Path(os.environ.get("TMPDIR", "/run/tmp"))
 TIMEOUT = 3
 SERVERS_PID: list[int] = []
+HOST_MODE = False  # --host: servers and engine in a private network namespace of the host (its CPUs)
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -106,6 +110,16 @@ def engine_child(kind: str, n: int, interval: float) -> None:
 
 def netns(*cmd: str) -> list[str]:
     return ["ip", "netns", "exec", RS_NS, *cmd]
+
+
+def host_netns() -> str:
+    """--host: a network namespace of our own on the host whose loopback holds the real servers' address, so
+    the checks never leave it; the engine runs inside it too. Returns its name (removed by the caller)."""
+    name = f"umwhealth{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", f"{RS_ADDR}/32", "dev", "lo"]):
+        subprocess.run(["ip", "netns", "exec", name, *cmd], check=True, timeout=30)
+    return name
 
 
 def passive_opens() -> int:
@@ -187,8 +201,9 @@ class Ours:
     name = "ours"
 
     def __init__(self, kind, n, interval):
+        child = [sys.executable, __file__, "--child", kind, str(n), str(interval)]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", kind, str(n), str(interval)],
+            netns(*child) if HOST_MODE else child,
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
@@ -305,13 +320,33 @@ def main() -> None:
     ap.add_argument("--measure", type=float, default=10.0)
     ap.add_argument("--overload", type=float, default=20.0)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each daemon per row (alternating)")
+    ap.add_argument(
+        "--host",
+        action="store_true",
+        help="run on the host in a private network namespace (ours only: keepalived needs IPVS); "
+        "shows the rate the engine keeps where the CPU is there",
+    )
     args = ap.parse_args()
     if args.child:
         engine_child(args.child[0], int(args.child[1]), float(args.child[2]))
         return
+    if args.host:
+        global HOST_MODE, RS_NS, SCRATCH
+        HOST_MODE, RS_NS = True, host_netns()
+        SCRATCH = Path(tempfile.mkdtemp(prefix="umw-scale-health-"))
+        try:
+            return run(args, (Ours,), "host")
+        finally:
+            subprocess.run(["ip", "netns", "del", RS_NS], timeout=30)
+            shutil.rmtree(SCRATCH, ignore_errors=True)
+    subprocess.run(["ipvsadm", "-C"], timeout=60)
+    return run(args, (Ours, Keepalived), "guest")
+
+
+def run(args, daemons: tuple, where: str) -> None:
+    """Every kind x size with each daemon (--repeat times, alternating), medians, then the overload run."""
     SCRATCH.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
-    subprocess.run(["ipvsadm", "-C"], timeout=60)
     servers = start_servers(max(sizes))
     SERVERS_PID.append(servers.pid)
     t = time.perf_counter()
@@ -326,9 +361,10 @@ def main() -> None:
     try:
         for kind in [k for k in args.kinds.split(",") if k]:  # --kinds '': the overload run only
             for n in sizes:
-                for cls in (Ours, Keepalived) * args.repeat:
+                for cls in daemons * args.repeat:
                     r = measure(cls, kind, n, args.interval, args.measure)
                     rows.append((kind, n, cls.name, r))
+                    record(f"health.{where}.rows", [[k, m, w, x] for k, m, w, x in rows])
                     worst = r["report"].get("worst") if r["report"] else None
                     behind = f"  {worst['behind']}, {worst['lag']:.1f} s" if worst else ""
                     if worst and r["downs"]:
@@ -343,18 +379,34 @@ def main() -> None:
         for kind in [k for k in args.kinds.split(",") if k]:
             for n in sizes:
                 line = f"{kind:<5} {n:>6}"
-                for who in ("ours", "keepalived"):
+                for who in [cls.name for cls in daemons]:
                     runs = [r for k, m, w, r in rows if (k, m, w) == (kind, n, who)]
                     cpu = statistics.median(r["cpu_ms_per_1000"] for r in runs)
                     rate = statistics.median(r["checks_per_s"] for r in runs)
                     downs = sum(max(0, r["downs"]) for r in runs)
+                    record(
+                        f"health.{where}.{kind}.{n}.{who}",
+                        {
+                            "cpu_ms_per_1000": cpu,
+                            "checks_per_s": rate,
+                            "offered": runs[0]["offered"],
+                            "downs": downs,
+                            "rss_mb": statistics.median(r["rss_mb"] for r in runs),
+                            "private_mb": statistics.median(r["private_mb"] for r in runs),
+                            "idle": statistics.median(r["idle"] for r in runs),
+                            "cpu_util": statistics.median(r["cpu_util"] for r in runs),
+                        },
+                    )
                     line += f"   {who} {cpu:>5.0f} CPU-ms/1000 {rate:>5.0f}/s {downs} downs"
                 print(line, flush=True)
         n = max(sizes)
+        if not args.overload:
+            return
         print(f"\noverload: {n} HTTP reals, a CPU hog on the guest's vCPU, {args.overload:g} s", flush=True)
-        for cls in (Ours, Keepalived):
+        for cls in daemons:
             r = measure(cls, "http", n, args.interval, args.overload, hog=True)
             rows.append(("overload", n, cls.name, r))
+            record(f"health.{where}.overload.{cls.name}", r)
             extra = ""
             if r["report"]:
                 w, load = r["report"]["worst"], r["report"]["load"]

@@ -24,6 +24,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from figures import record  # noqa: E402 - bench/ is the script's directory
+
 from director import keys  # noqa: E402
 from director.desired import DesiredState, RealSpec, ServiceSpec  # noqa: E402
 from director.host import Host, kernel_table  # noqa: E402
@@ -213,6 +215,7 @@ def main() -> int:
             batch=min(1000, reals) if reals >= 1000 else 0,
             compare_ipvsadm=not args.no_ipvsadm and reals >= 1000,
         )
+        record(f"reconcile.{label}", results[label])
     small, big = results.get("100"), results.get("37k")
     if small and big:
         for what in ("weight", "flip"):

@@ -33,6 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import redis  # noqa: E402
+from figures import record  # noqa: E402 - bench/ is the script's directory
 
 from clusters import reports  # noqa: E402  (pure: no Django)
 from director import acl, keys, report  # noqa: E402
@@ -86,6 +87,14 @@ def timed_round(agent: Agent, admin, **kw) -> dict:
     }
 
 
+def rss_mb() -> float:
+    """This process's resident memory: the agent object holding the table (no Celery around it here)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def best_median(fn, n: int) -> tuple[float, float]:
     times = []
     for _ in range(n):
@@ -95,7 +104,7 @@ def best_median(fn, n: int) -> tuple[float, float]:
     return min(times), statistics.median(times)
 
 
-def dumps(agent: Agent, n: int, dests: int) -> None:
+def dumps(agent: Agent, n: int, dests: int) -> dict:
     """Our dump + decode against ipvsadm, interleaved: one of each per turn, n turns."""
     ours, ln, lns = [], [], []
     for _ in range(n):
@@ -116,6 +125,13 @@ def dumps(agent: Agent, n: int, dests: int) -> None:
             f"{min(xs):.3f} / {statistics.median(xs):.3f} s: ratio {min(ours) / min(xs):.2f}x best, "
             f"{statistics.median(ours) / statistics.median(xs):.2f}x median (goal <= 1.0x ipvsadm -Ln)"
         )
+    return {
+        "ours_best": min(ours),
+        "ours_median": statistics.median(ours),
+        "ipvsadm_ln_best": min(ln),
+        "ipvsadm_ln_median": statistics.median(ln),
+        "ipvsadm_stats_best": min(lns),
+    }
 
 
 def line(what: str, rounds: list[dict], goal: str = "") -> None:
@@ -132,7 +148,7 @@ def line(what: str, rounds: list[dict], goal: str = "") -> None:
     )
 
 
-def freshness(agent: Agent, url: str, seconds: float) -> None:
+def freshness(agent: Agent, url: str, seconds: float) -> dict:
     """The reporter's own loop (Reporter.loop) in a thread; a reader polls one service as the service page
     does (agents.service_snapshot: GET meta + HMGET, one MULTI) and computes the age of what it read."""
     stop = threading.Event()
@@ -171,6 +187,11 @@ def freshness(agent: Agent, url: str, seconds: float) -> None:
         f"{statistics.median(cpu) * 1000:.1f} ms/round median = {statistics.median(cpu) / PERIOD * 100:.1f}% "
         "of one core"
     )
+    return {
+        "age_median": statistics.median(ages),
+        "age_max": ages[-1],
+        "loop_cpu_pct": statistics.median(cpu) / PERIOD * 100,
+    }
 
 
 def run(size: str, server: PrivateRedis, admin, rounds: int, flips: int, dump_turns: int) -> None:
@@ -188,7 +209,8 @@ def run(size: str, server: PrivateRedis, admin, rounds: int, flips: int, dump_tu
     print(
         f"  table built through Agent.apply_desired in {time.perf_counter() - t:.2f} s ({result['ops']} ops)"
     )
-    dumps(agent, dump_turns, reals)
+    fig = {"build_s": time.perf_counter() - t, "rss_mb": rss_mb()}
+    fig["dump"] = dumps(agent, dump_turns, reals)
 
     first = timed_round(agent, admin)
     line("first round (full read + full rewrite)", [first])
@@ -217,6 +239,11 @@ def run(size: str, server: PrivateRedis, admin, rounds: int, flips: int, dump_tu
     for what, base in (("nothing changed", steady), (f"{flips} flips/round", changed)):
         avg = statistics.median(r["cpu"] for r in base) + resync["cpu"] / per_resync
         rcpu = statistics.median(r["redis"] for r in base) + resync["redis"] / per_resync
+        fig[f"amortised_{'flips' if base is changed else 'steady'}"] = {
+            "agent_pct": avg / PERIOD * 100,
+            "redis_pct": rcpu / PERIOD * 100,
+            "kib_round": statistics.median(r["bytes"] for r in base) / 1024,
+        }
         print(
             f"  amortised ({what}, with the periodic rewrite): agent {avg / PERIOD * 100:.1f}% of one core, "
             f"Redis {rcpu / PERIOD * 100:.1f}% (goal <= 5% each)"
@@ -225,7 +252,9 @@ def run(size: str, server: PrivateRedis, admin, rounds: int, flips: int, dump_tu
     print(
         f"  for scale: the old one-key snapshot of this table was {len(json.dumps(old)) / 1e6:.1f} MB a round"
     )
-    freshness(agent, server.url("central"), 12.0)
+    fig["freshness"] = freshness(agent, server.url("central"), 12.0)
+    fig["rss_after_mb"] = rss_mb()
+    record(f"report.{services}x{reals}", fig)
     agent.apply_desired(DesiredState(director=name, revision=10**9).to_dict())
 
 
