@@ -180,11 +180,11 @@ def health(t: Table, f: dict) -> None:
                   f"{ours['cpu_ms_per_1000']:.0f} ({ours['checks_per_s']:.0f}/s, guest idle {ours['idle']:.0%})",
                   f"{ka['cpu_ms_per_1000']:.0f} ({ka['checks_per_s']:.0f}/s, guest idle {ka['idle']:.0%})",
                   ours["cpu_ms_per_1000"] <= ka["cpu_ms_per_1000"])  # fmt: skip
-    for n in (1000, 5000):
-        ours, ka = f.get(f"health.guest.http.{n}.ours"), f.get(f"health.guest.http.{n}.keepalived")
+    for kind, n in ((k, m) for k in ("http", "tcp") for m in (1000, 5000)):
+        ours, ka = f.get(f"health.guest.{kind}.{n}.ours"), f.get(f"health.guest.{kind}.{n}.keepalived")
         if ours and ka:
             ratio = ours["rss_mb"] / ka["rss_mb"]
-            t.add(f"memory (RSS) at {n:,} HTTP reals", "<= 1.5x keepalived's",
+            t.add(f"memory (RSS) at {n:,} {kind.upper()} reals", "<= 1.5x keepalived's",
                   f"{ours['rss_mb']:.1f} MB (private {ours['private_mb']:.1f})",
                   f"{ka['rss_mb']:.1f} MB (private {ka['private_mb']:.1f}): {ratio:.2f}x", ratio <= 1.5)  # fmt: skip
     ours, ka = f.get("health.guest.overload.ours"), f.get("health.guest.overload.keepalived")
