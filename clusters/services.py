@@ -23,7 +23,7 @@ from director.keys import dest_key_for
 
 from . import agents
 from . import choices as C
-from .desired import desired_state
+from .desired import desired_document
 from .models import PAIR_SETTINGS, ApplyJob, Director, Event, RealServer, VirtualService
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def push(director: Director, *, user=None, reason: str = "", server: RealServer 
         user=user if getattr(user, "is_authenticated", False) else None,
         reason=reason,
     )
-    desired = desired_state(director).to_dict()
+    desired = desired_document(director)
 
     def _send() -> None:
         try:

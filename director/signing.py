@@ -44,6 +44,8 @@ PAYLOAD_TYPE = "desired-state"
 MAX_PAYLOAD = 64 << 20  # bytes; far above a 37,000-real-server state (~10 MB), far below memory trouble
 MAX_COMPRESSED = 16 << 20  # base64 characters of a compressed payload (zlib shrinks these states ~15x)
 COMPRESS_ABOVE = 64 << 10  # bytes of payload text from which it is sent compressed
+# zlib level, measured on the 7.3 MB state of 37,298 reals: 6 takes 21 ms for 203 KB (1: 10 ms, 301 KB; 9: 84 ms,
+# 164 KB); the agent inflates any of them in 3-4 ms
 COMPRESS_LEVEL = 6
 MAX_SIGNATURES = 4
 KEY_PREFIX = "ed25519 "  # one public key per line in a trust file: "ed25519 <base64 raw key> [comment]"
