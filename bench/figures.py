@@ -28,7 +28,7 @@ def _save() -> None:
         with open(path) as fh:
             old = json.load(fh)
     with open(path + ".tmp", "w") as fh:
-        json.dump(old | _FIGURES, fh, indent=1, sort_keys=True, default=float)
+        json.dump(old | _FIGURES, fh, indent=1, default=float)
     os.replace(path + ".tmp", path)
 
 
