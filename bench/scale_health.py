@@ -226,25 +226,41 @@ class Ours:
         return int(self.report.get("downs", -1))
 
 
+def start_keepalived(stem: Path, conf: str) -> subprocess.Popen:
+    """`keepalived --check` (checker only, as the daemon oracle suite runs it) on `conf`, in its own process
+    group, with its config, pid and log files beside `stem` (stem.conf, stem.checkers.pid, stem.log...)."""
+    Path(f"{stem}.conf").write_text(conf)
+    Path(f"{stem}.checkers.pid").unlink(missing_ok=True)
+    with open(f"{stem}.log", "w") as log:
+        return subprocess.Popen(
+            [
+                "keepalived", "--check", "--dont-fork", "--log-console", "--no-syslog",
+                "--use-file", f"{stem}.conf", "--pid", f"{stem}.pid", "--checkers_pid", f"{stem}.checkers.pid",
+                "--vrrp_pid", f"{stem}.vrrp.pid", "--bfd_pid", f"{stem}.bfd.pid",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=stem.parent,
+        )  # fmt: skip
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM to the process group (keepalived removes its table on the way out: at 37k that takes a while),
+    SIGKILL if it is not gone within `timeout` s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
 class Keepalived:
     name = "keepalived"
 
     def __init__(self, kind, n, interval):
         stem = SCRATCH / f"ka-scale-{kind}-{n}"
-        conf = stem.with_suffix(".conf")
-        conf.write_text(keepalived_conf(kind, n, interval))
-        self.log = stem.with_suffix(".log")
+        self.log = Path(f"{stem}.log")
         self.checkers_pid = Path(f"{stem}.checkers.pid")
-        self.checkers_pid.unlink(missing_ok=True)
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                [
-                    "keepalived", "--check", "--dont-fork", "--log-console", "--no-syslog",
-                    "--use-file", str(conf), "--pid", f"{stem}.pid", "--checkers_pid", str(self.checkers_pid),
-                    "--vrrp_pid", f"{stem}.vrrp.pid", "--bfd_pid", f"{stem}.bfd.pid",
-                ],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=SCRATCH,
-            )  # fmt: skip
+        self.proc = start_keepalived(stem, keepalived_conf(kind, n, interval))
         deadline = time.monotonic() + 60
         while not self.checkers_pid.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -256,12 +272,7 @@ class Keepalived:
         return [self.proc.pid, self.checker_pid()]
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_group(self.proc)
         subprocess.run(["ipvsadm", "-C"], timeout=60)
 
     def downs(self) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from figures import record  # noqa: E402 - bench/ is the script's directory
+from scale_health import SCRATCH, start_keepalived, stop_group  # noqa: E402
 
 from director import keys  # noqa: E402
 from director.desired import DesiredState, RealSpec, ServiceSpec  # noqa: E402
@@ -89,22 +89,11 @@ def kernel_dests() -> int:
 def keepalived_start(state: DesiredState, label: str) -> float:
     """`keepalived --check` started on the same table: seconds until the kernel holds every destination (how
     the issue measured keepalived's start), then keepalived stopped and the table cleared."""
-    scratch = os.environ.get("TMPDIR", "/run/tmp")
-    os.makedirs(scratch, exist_ok=True)
-    stem = os.path.join(scratch, f"ka-reconcile-{label}")
-    with open(f"{stem}.conf", "w") as fh:
-        fh.write(keepalived_conf(state))
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     want = sum(len(svc.reals) for svc in state.services)
-    with open(f"{stem}.log", "w") as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [
-                "keepalived", "--check", "--dont-fork", "--log-console", "--no-syslog", "--use-file",
-                f"{stem}.conf", "--pid", f"{stem}.pid", "--checkers_pid", f"{stem}.checkers.pid",
-                "--vrrp_pid", f"{stem}.vrrp.pid", "--bfd_pid", f"{stem}.bfd.pid",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=scratch,
-        )  # fmt: skip
+    conf = keepalived_conf(state)
+    t0 = time.perf_counter()
+    proc = start_keepalived(SCRATCH / f"ka-reconcile-{label}", conf)
     try:
         seconds = float("nan")
         for _ in range(20 * 900):  # at most ~15 min, polled every 50 ms
@@ -115,12 +104,7 @@ def keepalived_start(state: DesiredState, label: str) -> float:
                 break
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(300)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+        stop_group(proc, timeout=300)
     return seconds
 
 

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import redis  # noqa: E402
 from figures import record  # noqa: E402 - bench/ is the script's directory
+from scale_health import rss_mb  # noqa: E402
 
 from clusters import reports  # noqa: E402  (pure: no Django)
 from director import acl, keys, report  # noqa: E402
@@ -85,14 +86,6 @@ def timed_round(agent: Agent, admin, **kw) -> dict:
         "read": agent.reporter.scanner.last_read,
         **agent.reporter.last_round,
     }
-
-
-def rss_mb() -> float:
-    """This process's resident memory: the agent object holding the table (no Celery around it here)."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def best_median(fn, n: int) -> tuple[float, float]:
@@ -215,7 +208,8 @@ def run(size: str, server: PrivateRedis, admin, rounds: int, flips: int, dump_tu
     print(
         f"  table built through Agent.apply_desired in {time.perf_counter() - t:.2f} s ({result['ops']} ops)"
     )
-    fig = {"build_s": time.perf_counter() - t, "rss_mb": rss_mb()}
+    # this process's resident memory: the agent object holding the table (no Celery around it here)
+    fig = {"build_s": time.perf_counter() - t, "rss_mb": rss_mb(os.getpid())}
     fig["dump"] = dumps(agent, dump_turns, reals)
 
     first = timed_round(agent, admin)
@@ -259,7 +253,7 @@ def run(size: str, server: PrivateRedis, admin, rounds: int, flips: int, dump_tu
         f"  for scale: the old one-key snapshot of this table was {len(json.dumps(old)) / 1e6:.1f} MB a round"
     )
     fig["freshness"] = freshness(agent, server.url("central"), 12.0)
-    fig["rss_after_mb"] = rss_mb()
+    fig["rss_after_mb"] = rss_mb(os.getpid())
     record(f"report.{services}x{reals}", fig)
     agent.apply_desired(DesiredState(director=name, revision=10**9).to_dict())
 
