@@ -10,11 +10,13 @@ are counted the same way for both: the rs1 namespace's TCP PassiveOpens counter 
 
 For each kind (HTTP GET /, status 200 | TCP connect) and size N, with every real checked every --interval s
 (services of 100 reals, 3 s timeouts, one attempt per round):
-- ours: a process running `HealthEngine` only (director.health; no Celery, Redis or kernel table), so its
-  CPU is the engine's; keepalived: `keepalived --check` (checker only, own config and pid files, as the
-  daemon oracle suite runs it), its checker process's CPU. Both after a warm-up (until the rate settles).
-- CPU-ms per 1,000 checks (utime+stime of the process over the window / checks in the window), checks/s,
-  RSS (ours: the engine process; keepalived: parent + checker).
+- ours: the agent's checker process (director.health.process.CheckerProcess, started and fed as the agent
+  does, from a small driver process that stands for the agent and keeps its mirror of the results);
+  keepalived: `keepalived --check` (checker only, own config and pid files, as the daemon oracle suite runs
+  it). Both after a warm-up (until the rate settles).
+- CPU-ms per 1,000 checks (utime+stime over the window / checks in the window; ours: the checker process
+  plus the driver's mirror, keepalived: its checker process), checks/s, RSS (ours: the checker process;
+  keepalived: parent + checker).
 Then the overload run: N = the largest size, HTTP, with a CPU hog (a busy shell loop) on the guest's only
 vCPU for --overload s: checks/s achieved, false downs (every server is healthy, so every DOWN is false:
 ours counts DOWN transitions, keepalived's "Removing service" log lines) and, for ours, what `load()`
@@ -56,7 +58,7 @@ HZ = os.sysconf("SC_CLK_TCK")
 def engine_child(kind: str, n: int, interval: float) -> None:
     """Run our engine on n reals until SIGTERM, then print what it saw as JSON."""
     from director.desired import CheckSpec, RealSpec, ServiceSpec
-    from director.health.engine import HealthEngine
+    from director.health.process import CheckerProcess
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -87,9 +89,10 @@ def engine_child(kind: str, n: int, interval: float) -> None:
         if not up:
             downs[real] = result.reason
 
-    engine = HealthEngine(on_change)
-    engine.update(services)
+    engine = CheckerProcess(on_change)
     engine.start()
+    engine.update(services, timeout=120)
+    print(json.dumps({"checker": engine.pid}), flush=True)
     worst = {"lag": 0.0, "behind": False, "loop_late": 0.0}
     while not stop:
         time.sleep(0.5)
@@ -102,7 +105,14 @@ def engine_child(kind: str, n: int, interval: float) -> None:
     reasons: dict[str, int] = {}
     for reason in downs.values():
         reasons[reason] = reasons.get(reason, 0) + 1
-    print(json.dumps({"downs": len(downs), "reasons": reasons, "worst": worst, "load": final}), flush=True)
+    report = {
+        "downs": len(downs),
+        "reasons": reasons,
+        "worst": worst,
+        "load": final,
+        "restarts": engine.restarts,
+    }
+    print(json.dumps(report), flush=True)
 
 
 # ---- the parent: servers, daemons, measurements --------------------------------------------------------
@@ -210,12 +220,19 @@ class Ours:
             cwd=REPO,
         )
         self.report: dict = {}
+        first = self.proc.stdout.readline()  # the driver says once the checker runs the whole set
+        self.checker = json.loads(first)["checker"] if first.strip() else None
+        if not self.checker:
+            raise RuntimeError("the checker process did not start")
 
     def pids(self) -> list[int]:
-        return [self.proc.pid]
+        return [self.checker]
 
     def checker_pid(self) -> int:
-        return self.proc.pid
+        return self.checker
+
+    def cpu_pids(self) -> list[int]:
+        return [self.checker, self.proc.pid]
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -271,6 +288,9 @@ class Keepalived:
     def pids(self) -> list[int]:
         return [self.proc.pid, self.checker_pid()]
 
+    def cpu_pids(self) -> list[int]:
+        return [self.checker_pid()]
+
     def stop(self) -> None:
         stop_group(self.proc)
         subprocess.run(["ipvsadm", "-C"], timeout=60)
@@ -297,10 +317,10 @@ def measure(daemon_cls, kind: str, n: int, interval: float, seconds: float, hog:
             last, t_last = now_opens, now
             if rate >= 0.9 * offered or (hog and time.monotonic() - start > 3 * interval):
                 break
-        pid = daemon.checker_pid()
-        c0, o0, t0, i0 = cpu_seconds(pid), passive_opens(), time.monotonic(), idle_seconds()
+        pids = daemon.cpu_pids()
+        c0, o0, t0, i0 = sum(map(cpu_seconds, pids)), passive_opens(), time.monotonic(), idle_seconds()
         time.sleep(seconds)
-        c1, o1, t1, i1 = cpu_seconds(pid), passive_opens(), time.monotonic(), idle_seconds()
+        c1, o1, t1, i1 = sum(map(cpu_seconds, pids)), passive_opens(), time.monotonic(), idle_seconds()
         rss = sum(rss_mb(p) for p in daemon.pids())
         private = sum(private_mb(p) for p in daemon.pids())
     finally:

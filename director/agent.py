@@ -7,8 +7,10 @@ One `Agent` lives in the director's Celery worker process (see worker.py). It
 * turns desired state + health into the kernel table and applies it by netlink *diff* through `Host`
   (host.py: IPVS, VIPs, ip_forward, masquerade, sync daemons): a weight change is one `set`, nothing is
   ever flushed;
-* runs the health-check engine (health/engine.py) and, on a flip, re-plans immediately - no round trip - on
-  its own thread, in O(changed): only the flipped real servers' services are recomputed and patched;
+* runs the health-check engine (health/engine.py) in a supervised child process (health/process.py, as
+  keepalived runs its checker child: the checks keep their own interpreter lock whatever the worker does)
+  and, on a flip, re-plans immediately - no round trip - on its own thread, in O(changed): only the
+  flipped real servers' services are recomputed and patched;
 * publishes a heartbeat, a stats snapshot, history and drift to Redis through `Reporter` (report.py), and
   events through the disk-buffered EventLog (events.py), so nothing is lost while Redis is away;
 * when the desired state names a peer (`failover`), lets `Pair` (pair.py) run keepalived's VRRP: the IPVS
@@ -35,7 +37,7 @@ import redis
 from . import keys, schema, signing
 from .desired import DesiredState, ServiceSpec
 from .events import EventLog
-from .health.engine import HealthEngine
+from .health.process import CheckerProcess
 from .host import Host, kernel_table
 from .ipvs.scan import Scanner
 from .pair import Pair
@@ -90,7 +92,11 @@ class Agent:
         self._health_written = float("-inf")
         self._events_pending = False  # flip events on disk, not yet sent
         self._events_flushed = float("-inf")
-        self.engine = HealthEngine(on_change=self._on_health_change)
+        # the checks run in a child process (health/checker.py: own interpreter lock, own crashes, lean)
+        self.engine = CheckerProcess(
+            on_change=self._on_health_change,
+            on_event=lambda level, msg: self.events.emit("agent", msg, level=level),
+        )
         self.host = Host(netns)
         self.pair = Pair(
             name,
@@ -330,7 +336,7 @@ class Agent:
         self.engine.update(list(self.desired.services) if self.desired else [])
 
     def _on_health_change(self, service_key, real_key, up: bool, result) -> None:
-        """Engine-thread callback: hand the flip to the agent's flip thread and return at once."""
+        """Checker-process callback (its supervisor thread): hand the flip to the flip thread, return at once."""
         self._flips.put((service_key, real_key, up, result))
 
     def _flip_loop(self) -> None:

@@ -34,6 +34,18 @@ now() { date +%s.%N; }
 
 need_root() { [ "$(id -u)" = 0 ] || { log "the lab needs root (network namespaces, taps)"; exit 1; }; }
 need_uml() { command -v linux.uml >/dev/null || { log "linux.uml missing: apt-get install user-mode-linux"; exit 1; }; }
+# On a host CPU with AMX, Debian 12's UML dies at boot ("ptrace set fp regs failed, errno = 14"): linux.uml then
+# runs with lab/uml-xstate.c preloaded (built here once, by the cc the bootstrap installs; see the file for why).
+uml_preload() {
+  grep -qw amx_tile /proc/cpuinfo || return 0
+  local so="$LAB/uml-xstate.so"
+  if [ ! -e "$so" ] || [ "$REPO/lab/uml-xstate.c" -nt "$so" ]; then
+    mkdir -p "$LAB"
+    cc -O2 -shared -fPIC -o "$so.tmp" "$REPO/lab/uml-xstate.c" -ldl && mv "$so.tmp" "$so" ||
+      { log "cannot build $so (cc missing?): UML cannot boot on this AMX CPU without it"; return 1; }
+  fi
+  echo "LD_PRELOAD=$so"
+}
 
 net_up() {
   mkdir -p "$RUN/uml" "$LAB/umlroot/lib"
@@ -121,6 +133,8 @@ guest_start() {  # name idx mode -> linux.uml in the background (own process gro
   local ip=100.64.0.$((idx + 1)) mac
   mac=$(printf 'fe:fd:64:40:00:%02x' $((idx + 1)))
   tap_up "$idx" || return 1
+  local preload
+  preload=$(uml_preload) || return 1
   local need=${MEM%M} avail
   avail=$(df -m --output=avail "$UML_TMP" | tail -1)
   [ "$avail" -gt "$need" ] || { log "only ${avail}MiB free in $UML_TMP for mem=$MEM"; return 1; }
@@ -132,7 +146,7 @@ guest_start() {  # name idx mode -> linux.uml in the background (own process gro
     pin=""
     [ "${LAB_PIN:-0}" = 1 ] && pin="taskset -c $((idx % $(nproc)))"
     # shellcheck disable=SC2086
-    exec ip netns exec $NS env TMPDIR="$UML_TMP" setsid $pin linux.uml umid="$name" uml_dir="$RUN/uml" \
+    exec ip netns exec $NS env TMPDIR="$UML_TMP" $preload setsid $pin linux.uml umid="$name" uml_dir="$RUN/uml" \
       mem="$MEM" root=/dev/root rootfstype=hostfs rootflags=/ ro init="$REPO/lab/guest-init.sh" \
       "eth0=tuntap,umwtap$idx,$mac" con0=fd:0,fd:1 con=null quiet panic=1 noreboot \
       LAB_NAME="$name" LAB_IP="$ip" LAB_MODE="$mode" LAB_DIR="$LAB" LAB_REPO="$REPO" \

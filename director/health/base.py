@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from director.desired import CheckSpec
+
+try:
+    import ssl
+except ImportError:  # a checker process started without TLS (health/checker.py): no HTTPS check configured
+    ssl = None
 
 #: ldirectord's ld_service_to_port: the port a check uses when neither checkport nor the real port is set.
 SERVICE_PORTS = {
@@ -130,9 +134,9 @@ def reason_for(exc: BaseException, timeout: float) -> str:
         return "connection reset"
     if isinstance(exc, asyncio.IncompleteReadError | EOFError | BrokenPipeError):
         return "connection closed by server"
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS: {exc.verify_message or 'certificate verify failed'}"
-    if isinstance(exc, ssl.SSLError):
+    if ssl is not None and isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc.__class__.__name__}".lower()
     if isinstance(exc, OSError):
         return (exc.strerror or exc.__class__.__name__).lower()

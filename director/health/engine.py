@@ -61,6 +61,7 @@ ServiceKey = tuple
 RealKey = tuple[str, int]
 OnChange = Callable[[ServiceKey, RealKey, bool, CheckResult], None]
 OnQuorum = Callable[[ServiceKey, bool, int], None]
+OnResults = Callable[[int, list], None]
 
 #: The scheduler's period (seconds): checks start at most this late when the loop keeps up.
 TICK = 0.02
@@ -151,7 +152,7 @@ class _Job:
     __slots__ = (
         "service",
         "real",
-        "signature",
+        "ordinal",
         "spec",
         "checker",
         "target",
@@ -174,8 +175,9 @@ class _Job:
         "last",
     )
 
-    def __init__(self, service, real, signature, spec, checker, target, health, engine):
-        self.service, self.real, self.signature = service, real, signature
+    def __init__(self, service, real, spec, checker, target, health, engine):
+        self.service, self.real = service, real
+        self.ordinal = 0  # position of this real in the last update (services in order, reals in order)
         self.engine = engine
         self.spec: CheckSpec = spec
         self.checker: Checker = checker
@@ -243,9 +245,24 @@ class HealthEngine:
         cafile: str | None = None,
         jitter: bool = True,
         checker_factory: Callable[[CheckSpec, str], Checker] | None = None,
+        on_results: OnResults | None = None,
+        results_every: float = 0.5,
+        remember: bool = True,
     ):
         self.on_change = on_change
         self.on_quorum = on_quorum
+        # on_results(tag, [(ordinal, last) of the reals checked since]): every `results_every` s from the engine
+        # thread, so a process outside (health/process.py) mirrors the results at O(changed) cost; `ordinal`
+        # is the real's position in the update tagged `tag` (update(tag=...)), both taken on the engine thread
+        self.on_results = on_results
+        self._tag = self._next_tag = 0
+        # remember=False: keep no copy of the last update's specs (a start after stop() then checks nothing
+        # until the next update): the checker process, which never restarts its engine, holds a MB less a
+        # thousand reals
+        self._remember = remember
+        self._results_every = float(results_every)
+        self._results_at = 0.0
+        self._dirty: set | None = set() if on_results is not None else None
         self.jitter = jitter
         self._factory = checker_factory or (
             lambda spec, protocol: build_checker(spec, protocol, cafile=cafile)
@@ -255,6 +272,7 @@ class HealthEngine:
         self._checkers: dict[tuple[CheckSpec, str], Checker] = {}
         self._lock = threading.Lock()
         self._pending: list[ServiceSpec] | None = None
+        self._known: dict = {}
         self._applied: list[ServiceSpec] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -311,9 +329,16 @@ class HealthEngine:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def update(self, services: Iterable[ServiceSpec], timeout: float = 10.0) -> None:
-        """Replace the set of services to check. Blocks (up to `timeout`) until applied if running."""
+    def update(
+        self, services: Iterable[ServiceSpec], timeout: float = 10.0, known: dict | None = None, tag: int = 0
+    ) -> None:
+        """Replace the set of services to check. Blocks (up to `timeout`) until applied if running.
+
+        known: {(service key, real key): up} - the state a real not checked yet starts from (a restarted
+        checker process carries its predecessor's verdicts over instead of flapping every server)."""
         services = list(services)
+        self._known = known or {}
+        self._next_tag = tag
         loop = self._loop
         if loop is None or not self.running:
             self._pending = services
@@ -486,6 +511,10 @@ class HealthEngine:
         self._throttled = self._throttled * 0.97 + (0.03 if waiting else 0.0)  # over ~1 s of ticks
         if not self._rate_samples or now - self._rate_samples[-1][0] >= 1.0:
             self._rate_samples.append((now, self._started))
+        if self._dirty is not None and now - self._results_at >= self._results_every:
+            self._results_at = now
+            dirty, self._dirty = self._dirty, set()
+            self._call(self.on_results, self._tag, [(j.ordinal, j.last) for j in dirty if not j.dead])
         self._tick_at = now_loop + TICK
         self._timer = loop.call_at(self._tick_at, self._tick)
 
@@ -617,17 +646,16 @@ class HealthEngine:
 
         now = time.monotonic()
         for key, (spec, protocol, target) in wanted.items():
-            signature = (spec, protocol, target)
             job = self._jobs.get(key)
-            if job is not None and job.signature == signature:
+            if job is not None and job.target == target and job.spec == spec:  # target holds the protocol
                 continue
-            up = None
+            up = self._known.get(key)
             if job is not None:
                 up = job.health.up
                 self._drop(job)
             checker = self._checker(spec, protocol, checkers)
             health = RealHealth(spec.failurecount, spec.rise, spec.retries, up=up)
-            new = _Job(key[0], key[1], signature, spec, checker, target, health, self)
+            new = _Job(key[0], key[1], spec, checker, target, health, self)
             if job is not None:
                 new.checks, new.failures, new.since, new.last = job.checks, job.failures, job.since, job.last
             self._jobs[key] = new
@@ -648,6 +676,13 @@ class HealthEngine:
                     self._call(self.on_quorum, skey, flip, service.healthy)
         # Keep only checkers still in use, so e.g. a combined checker's counters survive an update.
         self._checkers = {(j.spec, j.target.protocol): j.checker for j in self._jobs.values()}
+        self._known = {}
+        jobs = self._jobs
+        for ordinal, key in enumerate(wanted):
+            jobs[key].ordinal = ordinal
+        self._tag = self._next_tag
+        if not self._remember:
+            self._applied = None
 
     def _drop(self, job: _Job) -> None:
         job.dead = True
@@ -686,6 +721,8 @@ class HealthEngine:
                     service.unknown -= 1
         # one tuple swapped in: a reader on another thread sees the whole previous or the whole new status
         job.last = (result.ok, result.latency, result.reason, now, job.checks, job.failures, job.since, up)
+        if self._dirty is not None:
+            self._dirty.add(job)
         if not changed:
             return
         quorum_flip = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import ssl
 from urllib.parse import urljoin, urlsplit
 
 from director.desired import CheckSpec
@@ -33,6 +32,7 @@ from .base import (
     compile_receive,
     fmt_seconds,
     reason_for,
+    ssl,
 )
 from .probe import Prober, run_fast
 
@@ -129,6 +129,8 @@ class HttpChecker(Checker):
 
     @staticmethod
     def _ssl_context(spec: CheckSpec, cafile: str | None) -> ssl.SSLContext:
+        if ssl is None:  # never with the checker process the agent runs: it loads TLS when a check needs it
+            raise CheckFailed("TLS is not loaded in this checker process (registry.needs_tls)")
         if spec.verify_tls:
             ctx = ssl.create_default_context(cafile=cafile)
         else:

@@ -10,45 +10,51 @@
 
 from __future__ import annotations
 
+import importlib
+
 from director.desired import CheckSpec
 
 from .base import Checker, CheckResult, Target
-from .connect import ConnectChecker
-from .dns import DnsChecker
-from .external import ExternalChecker
-from .ftp import FtpChecker
-from .http import HttpChecker
-from .imap import ImapChecker
-from .ldap import LdapChecker
-from .mysql import MysqlChecker
-from .nntp import NntpChecker
-from .pgsql import PgsqlChecker
-from .ping import PingChecker
-from .pop import PopChecker
-from .radius import RadiusChecker
-from .simpletcp import SimpleTcpChecker
-from .sip import SipChecker
-from .smtp import SmtpChecker
 from .static import StaticChecker
 
-NEGOTIATORS: dict[str, type[Checker]] = {
-    "http": HttpChecker,
-    "https": HttpChecker,
-    "http_proxy": HttpChecker,
-    "ftp": FtpChecker,
-    "smtp": SmtpChecker,
-    "submission": SmtpChecker,
-    "pop": PopChecker,
-    "imap": ImapChecker,
-    "ldap": LdapChecker,
-    "nntp": NntpChecker,
-    "dns": DnsChecker,
-    "mysql": MysqlChecker,
-    "pgsql": PgsqlChecker,
-    "sip": SipChecker,
-    "radius": RadiusChecker,
-    "simpletcp": SimpleTcpChecker,
+#: service -> (module, class) of its negotiate checker. Imported when a check uses it, not before: the
+#: checker process (checker.py) then holds only the protocols its director checks (a few MB less for most).
+NEGOTIATORS: dict[str, tuple[str, str]] = {
+    "http": ("http", "HttpChecker"),
+    "https": ("http", "HttpChecker"),
+    "http_proxy": ("http", "HttpChecker"),
+    "ftp": ("ftp", "FtpChecker"),
+    "smtp": ("smtp", "SmtpChecker"),
+    "submission": ("smtp", "SmtpChecker"),
+    "pop": ("pop", "PopChecker"),
+    "imap": ("imap", "ImapChecker"),
+    "ldap": ("ldap", "LdapChecker"),
+    "nntp": ("nntp", "NntpChecker"),
+    "dns": ("dns", "DnsChecker"),
+    "mysql": ("mysql", "MysqlChecker"),
+    "pgsql": ("pgsql", "PgsqlChecker"),
+    "sip": ("sip", "SipChecker"),
+    "radius": ("radius", "RadiusChecker"),
+    "simpletcp": ("simpletcp", "SimpleTcpChecker"),
 }
+HTTP_SERVICES = frozenset(("http", "https", "http_proxy"))
+
+
+def checker_class(module: str, name: str) -> type[Checker]:
+    return getattr(importlib.import_module(f".{module}", __package__), name)
+
+
+def needs_tls(spec: CheckSpec) -> bool:
+    """Whether checks of `spec` may speak TLS: an https check, or an HTTP check that follows redirects (one
+    may lead to https://) or asks for an https:// URL. The checker process loads Python's ssl (5 MB) only
+    then."""
+    kind = (spec.checktype or "negotiate").strip().lower()
+    if kind != "negotiate" and not kind.isdigit():
+        return False
+    service = spec.service or "none"
+    if service not in HTTP_SERVICES:
+        return False
+    return service == "https" or spec.redirects > 0 or spec.request.strip().lower().startswith("https:")
 
 
 class CombinedChecker(Checker):
@@ -80,17 +86,20 @@ def negotiate_checker(spec: CheckSpec, protocol: str, cafile: str | None) -> Che
     service = spec.service or "none"
     if service == "none":
         return StaticChecker(spec, True, "service none: not checked")
-    cls = NEGOTIATORS.get(service)
-    if cls is None:
+    where = NEGOTIATORS.get(service)
+    if where is None:
         return StaticChecker(spec, False, f"unsupported service {service}")
-    if cls is HttpChecker:
-        return HttpChecker(spec, cafile=cafile)
+    cls = checker_class(*where)
+    if service in HTTP_SERVICES:
+        return cls(spec, cafile=cafile)
     return cls(spec)
 
 
 def connect_checker(spec: CheckSpec, protocol: str) -> Checker:
     """A connect check: a ping on a UDP service (ldirectord) unless `tcp_on_udp` (keepalived's TCP_CHECK)."""
-    return PingChecker(spec) if protocol == "udp" and not spec.tcp_on_udp else ConnectChecker(spec)
+    if protocol == "udp" and not spec.tcp_on_udp:
+        return checker_class("ping", "PingChecker")(spec)
+    return checker_class("connect", "ConnectChecker")(spec)
 
 
 def build_checker(spec: CheckSpec, protocol: str = "tcp", *, cafile: str | None = None) -> Checker:
@@ -101,9 +110,9 @@ def build_checker(spec: CheckSpec, protocol: str = "tcp", *, cafile: str | None 
     if kind == "connect":
         return connect_checker(spec, protocol)
     if kind == "ping":
-        return PingChecker(spec)
+        return checker_class("ping", "PingChecker")(spec)
     if kind == "external":
-        return ExternalChecker(spec)
+        return checker_class("external", "ExternalChecker")(spec)
     if kind == "on":
         return StaticChecker(spec, True, "checktype on")
     if kind == "off":
