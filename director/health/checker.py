@@ -5,8 +5,8 @@ table, reports and verifies signatures, all on one interpreter lock; at 37,000 r
 reconcile holds it for 150 ms and the checks' loop then runs late (the collapse of issue 17). Here the checks
 have an interpreter of their own, a crash or a leak in a checker takes down only this process (the agent
 restarts it and carries every verdict over), and the process holds only what checking needs: no Celery,
-Redis, netlink or signing code, and Python's ssl (5 MB) only when a check may speak TLS (`--tls`, see
-`registry.needs_tls`; process.py blocks the import otherwise, before anything imports asyncio).
+Redis, netlink or signing code, and Python's ssl (5 MB) only when a check may speak TLS
+(`registry.needs_tls`; otherwise process.py blocks the import before anything imports asyncio).
 
 Protocol with the agent (process.CheckerProcess), one JSON document per line:
 - in (stdin): ``{"update": SEQ, "services": [ServiceSpec as plain dicts], "known": [[service key, real key,
@@ -16,7 +16,7 @@ Protocol with the agent (process.CheckerProcess), one JSON document per line:
   ``{"flip": [service key, real key, up, ok, latency, reason]}`` at once on every transition;
   ``{"results": [[i, ok, latency, reason, checked_at, checks, failures, since, up], ...], "seq": SEQ,
   "load": EngineLoad}`` every half second, only the reals checked since the previous one (``i``: the real's
-  position in update SEQ, services in order, reals in order), so mirroring costs O(checks), not O(table);
+  place in update SEQ, `engine.numbering`), so mirroring costs O(checks), not O(table);
   ``{"error": TEXT}`` for a command it could not take.
 """
 
@@ -35,21 +35,6 @@ from director.desired import ServiceSpec
 from .engine import HealthEngine
 
 log = logging.getLogger("director.health.checker")
-
-
-def index_of(services: list[ServiceSpec]) -> dict[tuple, int]:
-    """(service key, real key) -> position, services in order, reals in order (first wins): the numbering
-    both ends give the reals of one update (results name a real by it)."""
-    index: dict[tuple, int] = {}
-    for svc in services:
-        skey = svc.key
-        for real in svc.reals:
-            index.setdefault((skey, real.key), len(index))
-    return index
-
-
-def _key(value) -> tuple:
-    return tuple(value)
 
 
 class _Checker:
@@ -92,7 +77,7 @@ class _Checker:
             if "update" in msg:
                 seq = int(msg["update"])
                 services = [ServiceSpec.from_dict(d) for d in msg.get("services") or ()]
-                known = {(_key(s), _key(r)): bool(up) for s, r, up in msg.get("known") or ()}
+                known = {(tuple(s), tuple(r)): bool(up) for s, r, up in msg.get("known") or ()}
                 self.engine.update(services, timeout=120, known=known, tag=seq)
                 del services, msg  # the engine keeps what it needs (remember=False)
                 self.out.put({"ack": seq})

@@ -146,6 +146,21 @@ class EngineLoad:
         return asdict(self)
 
 
+def reals_in_order(services: Iterable[ServiceSpec]):
+    """((service key, real key), service, real) of every real, services in order, reals in order."""
+    for svc in services:
+        skey = svc.key
+        for real in svc.reals:
+            yield (skey, real.key), svc, real
+
+
+def numbering(services: Iterable[ServiceSpec]) -> list[tuple]:
+    """The (service key, real key) of an update's reals by their place in it (where a key first appears):
+    the engine numbers its jobs so (`_Job.ordinal`) and on_results names reals by it, so a process outside
+    (health/process.py) maps the numbers back with this list."""
+    return list(dict.fromkeys(key for key, _, _ in reals_in_order(services)))
+
+
 class _Job:
     """One (service, real) pair: its checker, target, state machine, schedule and last result."""
 
@@ -255,7 +270,7 @@ class HealthEngine:
         # thread, so a process outside (health/process.py) mirrors the results at O(changed) cost; `ordinal`
         # is the real's position in the update tagged `tag` (update(tag=...)), both taken on the engine thread
         self.on_results = on_results
-        self._tag = self._next_tag = 0
+        self._tag = 0  # the tag of the update applied last (on_results names reals by their place in it)
         # remember=False: keep no copy of the last update's specs (a start after stop() then checks nothing
         # until the next update): the checker process, which never restarts its engine, holds a MB less a
         # thousand reals
@@ -271,8 +286,8 @@ class HealthEngine:
         self._services: dict[ServiceKey, _Service] = {}
         self._checkers: dict[tuple[CheckSpec, str], Checker] = {}
         self._lock = threading.Lock()
-        self._pending: list[ServiceSpec] | None = None
-        self._known: dict = {}
+        # update(services, known, tag) waiting for the loop to start
+        self._pending: tuple[list[ServiceSpec], dict, int] | None = None
         self._applied: list[ServiceSpec] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -335,22 +350,21 @@ class HealthEngine:
         """Replace the set of services to check. Blocks (up to `timeout`) until applied if running.
 
         known: {(service key, real key): up} - the state a real not checked yet starts from (a restarted
-        checker process carries its predecessor's verdicts over instead of flapping every server)."""
-        services = list(services)
-        self._known = known or {}
-        self._next_tag = tag
+        checker process carries its predecessor's verdicts over instead of flapping every server); tag: the
+        number on_results gives the reals' places in this update (`numbering`)."""
+        services, known = list(services), known or {}
         loop = self._loop
         if loop is None or not self.running:
-            self._pending = services
+            self._pending = (services, known, tag)
             return
         if threading.current_thread() is self._thread:
-            self._apply(services)
+            self._apply(services, known, tag)
             return
         done = threading.Event()
 
         def apply():
             try:
-                self._apply(services)
+                self._apply(services, known, tag)
             finally:
                 done.set()
 
@@ -435,7 +449,7 @@ class HealthEngine:
         self._window, self._window_limited = float(self._max_in_flight), False
         self._rate_samples.clear()
         if self._pending is not None:
-            self._apply(self._pending)
+            self._apply(*self._pending)
             self._pending = None
         self._tick_at = loop.time() + TICK
         self._timer = loop.call_at(self._tick_at, self._tick)
@@ -453,7 +467,7 @@ class HealthEngine:
         self._prober.close()
         self._prober = None
         # A later start() begins afresh from the last configuration (states unknown again).
-        self._pending = self._applied
+        self._pending = None if self._applied is None else (self._applied, {}, self._tag)
         self._jobs.clear()
         self._checkers.clear()
         self._heap.clear()
@@ -608,26 +622,26 @@ class HealthEngine:
         cache[key] = checker
         return checker
 
-    def _apply(self, services: list[ServiceSpec]) -> None:
-        """Diff the running jobs against `services` (engine thread only)."""
+    def _apply(self, services: list[ServiceSpec], known: dict | None = None, tag: int = 0) -> None:
+        """Diff the running jobs against `services` (engine thread only); see update() for known and tag."""
+        known = known or {}
         self._applied = services
         checkers: dict[tuple[CheckSpec, str], Checker] = {}
         wanted: dict[tuple[ServiceKey, RealKey], tuple] = {}
         quorums: dict[ServiceKey, tuple[int, int]] = {}
         for svc in services:
-            skey = svc.key
-            quorums[skey] = (svc.check.quorum, svc.check.hysteresis)
+            quorums[svc.key] = (svc.check.quorum, svc.check.hysteresis)
+        for key, svc, real in reals_in_order(services):  # wanted's order is `numbering`: ordinals below
             v_address = str(svc.fwmark) if svc.protocol == "fwmark" else svc.address
-            for real in svc.reals:
-                target = Target(
-                    real.key[0],
-                    real.port,
-                    check_port_for(svc.check, real.port, real.check_port),
-                    svc.protocol,
-                    v_address,
-                    svc.port,
-                )
-                wanted[(skey, real.key)] = (svc.check, svc.protocol, target)
+            target = Target(
+                key[1][0],
+                real.port,
+                check_port_for(svc.check, real.port, real.check_port),
+                svc.protocol,
+                v_address,
+                svc.port,
+            )
+            wanted[key] = (svc.check, svc.protocol, target)
 
         for key in [k for k in self._jobs if k not in wanted]:
             self._drop(self._jobs.pop(key))
@@ -649,7 +663,7 @@ class HealthEngine:
             job = self._jobs.get(key)
             if job is not None and job.target == target and job.spec == spec:  # target holds the protocol
                 continue
-            up = self._known.get(key)
+            up = known.get(key)
             if job is not None:
                 up = job.health.up
                 self._drop(job)
@@ -676,11 +690,10 @@ class HealthEngine:
                     self._call(self.on_quorum, skey, flip, service.healthy)
         # Keep only checkers still in use, so e.g. a combined checker's counters survive an update.
         self._checkers = {(j.spec, j.target.protocol): j.checker for j in self._jobs.values()}
-        self._known = {}
         jobs = self._jobs
         for ordinal, key in enumerate(wanted):
             jobs[key].ordinal = ordinal
-        self._tag = self._next_tag
+        self._tag = tag
         if not self._remember:
             self._applied = None
 

@@ -23,13 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import director
 from director.desired import ServiceSpec, plain
 
 from .base import CheckResult
-from .checker import index_of
-from .engine import EngineLoad, OnChange, RealStatus
+from .engine import EngineLoad, OnChange, RealStatus, numbering
 from .registry import needs_tls
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class CheckerProcess:
         self.restarts = 0
         self._lock = threading.RLock()  # the child, its pipe, the update numbering
         self._services: list[ServiceSpec] | None = None
-        self._seq = 0
+        self._want_tls = False  # whether a check of _services may speak TLS (registry.needs_tls)
         # (update number, position -> (service key, real key) in it, the mirror: (service key, real key) ->
         # the engine's `last` tuple), swapped as one so the supervisor never pairs one update's numbering
         # with another's mirror
@@ -128,18 +128,17 @@ class CheckerProcess:
         """Replace what is checked; once started, waits (up to `timeout`) until the child applied it and says
         whether it did (if not, it still will: the update is in its pipe, or goes to its successor)."""
         services = list(services)
-        keys = list(index_of(services))
+        keys = numbering(services)
+        want_tls = any(needs_tls(s.check) for s in services)
         with self._lock:
-            self._services = services
-            self._seq += 1
-            seq = self._seq
-            mirror = self._view[2]
+            self._services, self._want_tls = services, want_tls
+            seq, _, mirror = self._view
+            seq += 1
             self._view = (seq, keys, {k: mirror[k] for k in keys if k in mirror})
             if not self._started:
                 return True
             done = self._acks[seq] = threading.Event()
-            tls = any(needs_tls(s.check) for s in services)
-            if self._proc is None or self._proc.poll() is not None or (tls and not self._tls):
+            if self._proc is None or self._proc.poll() is not None or (want_tls and not self._tls):
                 if self._proc is not None and self._proc.poll() is None:
                     log.info("a check may speak TLS now: restarting the checker process with TLS")
                 self._spawn()  # sends the update itself
@@ -173,13 +172,11 @@ class CheckerProcess:
     def load(self) -> EngineLoad:
         """The child's last load report, with the worst lag since the previous call; behind while the child
         that should be checking is not running."""
-        load, lag = self._load, self._lag
+        load, lag = self._load or _EMPTY_LOAD, self._lag
         self._lag = 0.0
-        if load is None:
-            load = _EMPTY_LOAD
-        load = EngineLoad(**{**load.as_dict(), "lag": round(max(lag, load.lag), 3)})
+        load = replace(load, lag=round(max(lag, load.lag), 3))
         if self._started and self._services is not None and not self.running:
-            load = EngineLoad(**{**load.as_dict(), "achieved": 0.0, "in_flight": 0, "behind": True})
+            load = replace(load, achieved=0.0, in_flight=0, behind=True)
         return load
 
     # ---- the child ----------------------------------------------------------------------------------------
@@ -202,7 +199,7 @@ class CheckerProcess:
         if old is not None:
             self._proc = None
             self._end(old, 5.0)
-        tls = any(needs_tls(s.check) for s in self._services or ())
+        tls = self._want_tls
         proc = subprocess.Popen(
             self._command(tls), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
         )  # stderr: the agent's, so the child's log lines land in the agent's log
