@@ -78,8 +78,9 @@ class _Checker:
                 seq = int(msg["update"])
                 services = [ServiceSpec.from_dict(d) for d in msg.get("services") or ()]
                 known = {(tuple(s), tuple(r)): bool(up) for s, r, up in msg.get("known") or ()}
+                del msg  # before the engine builds its jobs: they reuse the decoded document's memory
                 self.engine.update(services, timeout=120, known=known, tag=seq)
-                del services, msg  # the engine keeps what it needs (remember=False)
+                del services  # the engine keeps what it needs (remember=False)
                 self.out.put({"ack": seq})
                 return True
             raise ValueError(f"unknown command {sorted(msg)[:3]}")
