@@ -14,10 +14,11 @@ It runs the four scale benches where each belongs and reads the figures they rec
   report     bench/scale_report.py: the table built by `Agent.apply_desired` (schema, desired state, host), the
              agent's own report rounds into a Redis with the director's ACL user, the age of what the service
              page reads, our dump + decode against `ipvsadm -Ln`;
-  health     bench/scale_health.py: our engine and keepalived's checker (`keepalived --check`) on the same real
-             servers in the same guest, HTTP and TCP at 1,000 and 5,000 reals, then 5,000 with a CPU hog;
+  health     bench/scale_health.py: the agent's checker process and keepalived's checker (`keepalived --check`)
+             on the same real servers in the same guest, HTTP and TCP at 1,000 and 5,000 reals, then 5,000
+             with a CPU hog;
 - on the host:
-  health-host  bench/scale_health.py --host: the engine in a private network namespace with the host's CPUs
+  health-host  bench/scale_health.py --host: the checker process in a private network namespace with the host's CPUs
              (keepalived's checker cannot run there: it needs IPVS), 5,000 reals every 2 s = 2,500 checks/s;
   central    bench/scale_central.py: a director of 2,284 services / 37,298 reals built by two `ipvsadm -S`
              imports (the import page's path), live stats written by the agent's own Reporter, pages,
@@ -203,7 +204,8 @@ def health(t: Table, f: dict) -> None:
         ours, ka = f.get(f"health.guest.{kind}.{n}.ours"), f.get(f"health.guest.{kind}.{n}.keepalived")
         if ours and ka:
             ratio = ours["rss_mb"] / ka["rss_mb"]
-            t.add(f"memory (RSS) at {n:,} {kind.upper()} reals", "<= 1.5x keepalived's",
+            t.add(f"checker process RSS at {n:,} {kind.upper()} reals (keepalived: parent + checker)",
+                  "<= 1.5x keepalived's",
                   f"{ours['rss_mb']:.1f} MB (private {ours['private_mb']:.1f})",
                   f"{ka['rss_mb']:.1f} MB (private {ka['private_mb']:.1f}): {ratio:.2f}x", ratio <= 1.5)  # fmt: skip
     ours, ka = f.get("health.guest.overload.ours"), f.get("health.guest.overload.keepalived")
