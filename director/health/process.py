@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import director
-from director.desired import ServiceSpec, plain
+from director.desired import ServiceSpec
 
 from .base import CheckResult
+from .checker import to_wire
 from .engine import EngineLoad, OnChange, RealStatus, numbering
 from .registry import needs_tls
 
@@ -57,6 +58,18 @@ def _row(row, size: int) -> tuple:
     if not isinstance(row[0], int) or not 0 <= row[0] < size:
         raise ValueError("result row out of range")
     return tuple(row)
+
+
+# glibc's malloc for the child (Python's own allocator serves only objects up to 512 bytes; bigger ones, such
+# as the update line and the job table, come from malloc): one arena, not one per thread (the engine, writer
+# and main threads each grew their own and kept what they freed), and fixed thresholds, so a big block freed
+# after an update goes back to the system instead of raising the threshold and staying in the heap. Measured
+# at 5,000 TCP reals: 26.9 -> 25.7 MB. An operator's own settings win.
+_MALLOC = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
+
+
+def _child_env() -> dict[str, str]:
+    return {**_MALLOC, **os.environ}
 
 
 class CheckerProcess:
@@ -201,7 +214,11 @@ class CheckerProcess:
             self._end(old, 5.0)
         tls = self._want_tls
         proc = subprocess.Popen(
-            self._command(tls), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
+            self._command(tls),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            env=_child_env(),
         )  # stderr: the agent's, so the child's log lines land in the agent's log
         self._proc, self._tls = proc, tls
         if self._supervisor is None or not self._supervisor.is_alive():
@@ -211,7 +228,7 @@ class CheckerProcess:
 
     def _send_update(self, proc: subprocess.Popen, known: bool = False) -> None:
         seq, _, mirror = self._view
-        msg = {"update": seq, "services": [plain(s) for s in self._services or ()]}
+        msg = {"update": seq, "services": [to_wire(s) for s in self._services or ()]}
         if known:
             msg["known"] = [[k[0], k[1], last[7]] for k, last in mirror.items() if last[7] is not None]
         try:

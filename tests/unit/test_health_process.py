@@ -182,9 +182,18 @@ def test_it_answers_a_bad_line_and_keeps_checking():
         proc.stdin.write(
             b"not json\n[1, 2]\n" + b'{"frobnicate": 1}\n' + b'{"update": 1, "services": [{"x": 1}]}\n'
         )
-        doc = {"update": 2, "services": [{"protocol": "tcp", "address": "192.0.2.1", "port": 80,
-               "check": {"checktype": "connect", "checkinterval": 0.1}, "reals": [{"address": "127.0.0.1",
-               "port": svc.reals[0].port}]}]}  # fmt: skip
+        doc = {
+            "update": 2,
+            "services": [
+                {
+                    "protocol": "tcp",
+                    "address": "192.0.2.1",
+                    "port": 80,
+                    "check": {"checktype": "connect", "checkinterval": 0.1},
+                    "reals": [["127.0.0.1", svc.reals[0].port, 0]],
+                }
+            ],
+        }  # fmt: skip  (checker.to_wire: reals as [address, port, check port])
         proc.stdin.write(json.dumps(doc).encode() + b"\n")
         proc.stdin.flush()
         lines = []
@@ -239,3 +248,38 @@ def test_it_survives_any_line_from_the_child(line):
     before = proc.results()
     proc._line(line)
     assert proc.results() == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["10.0.0.5", "192.168.1.4", "2001:db8::7", "::1"]),
+            st.integers(0, 65535),
+            st.integers(0, 65535),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["tcp", "udp", "fwmark"]),
+)
+def test_it_sends_the_checker_every_field_a_check_uses(reals, protocol):
+    from director.health.checker import from_wire, to_wire
+    from director.health.engine import numbering
+
+    svc = ServiceSpec(
+        protocol,
+        "" if protocol == "fwmark" else "192.0.2.1",
+        0 if protocol == "fwmark" else 80,
+        fwmark=7 if protocol == "fwmark" else 0,
+        check=CheckSpec(checktype="connect", checkport=None, quorum=2),
+        fallback=RealSpec("10.9.9.9", 80),
+        reals=tuple(RealSpec(a, p, weight=3, check_port=c) for a, p, c in reals),
+    )
+    got = from_wire(json.loads(json.dumps(to_wire(svc))))
+    assert (got.key, got.check, got.protocol, got.address, got.port, got.fwmark) == (
+        svc.key, svc.check, svc.protocol, svc.address, svc.port, svc.fwmark
+    )  # fmt: skip
+    assert [(r.key, r.port, r.check_port) for r in got.reals] == [
+        (r.key, r.port, r.check_port) for r in svc.reals
+    ]
+    assert numbering([got]) == numbering([svc])  # the mirror's numbering is the child's
