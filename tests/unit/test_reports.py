@@ -146,3 +146,39 @@ def test_it_reads_an_older_agents_whole_snapshot():
 def test_it_reads_the_history_times_of_any_meta_or_none(meta):
     until, epoch = reports.history_times(meta)
     assert math.isfinite(until) and until >= 0 and (epoch is None or math.isfinite(epoch))
+
+
+def _stats_one_by_one(value):
+    """What reports._stats answers without its whole-dict fast path: each value through `number`."""
+    stats = reports._dict(value, "stats")
+    if len(stats) > 64:
+        raise reports.BadReport("too many")
+    return {str(k)[:40]: reports.number(v, f"stats {str(k)[:40]}") for k, v in stats.items()}
+
+
+numbers = st.one_of(
+    st.integers(-5, 2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.just(10**400),
+    st.just(-0.0),
+)
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(st.one_of(st.text(max_size=50), st.integers()), numbers, max_size=8))
+@example({"a": 1, "b": float("nan")})
+@example({"a": 10**400, "b": 1.5})
+@example({"x" * 41: 1})
+def test_it_checks_counters_as_a_whole_exactly_as_one_by_one(stats):
+    try:
+        expected = _stats_one_by_one(stats)
+    except reports.BadReport:
+        expected = reports.BadReport
+    try:
+        got = reports._stats(stats, "stats")
+    except reports.BadReport:
+        got = reports.BadReport
+    assert got == expected
+    if isinstance(got, dict):
+        assert all(type(v) is float and math.isfinite(v) and v >= 0 for v in got.values())
