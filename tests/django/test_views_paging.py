@@ -92,6 +92,20 @@ def test_it_pages_and_filters_the_hosts_of_a_director(client, viewer):
     ]
 
 
+def test_it_lists_only_this_directors_servers_of_a_shared_host():
+    """The page's servers are looked up by address alone (its index) and kept by director in Python."""
+    a = Director.objects.create(name="a", masquerade=False)
+    b = Director.objects.create(name="b", masquerade=False)
+    for director, ports in ((a, (80, 443)), (b, (80, 8080, 8443))):
+        for port in ports:
+            vs = VirtualService.objects.create(director=director, protocol="tcp", address="10.0.0.1", port=port)
+            RealServer.objects.create(service=vs, address="192.168.1.7", port=port)
+    for director, count in ((a, 2), (b, 3)):
+        (host,) = live.hosts(director).object_list
+        assert host.address == "192.168.1.7" and len(host.servers) == count
+        assert {s.service.director_id for s in host.servers} == {director.pk}
+
+
 @pytest.mark.parametrize("prefix", ["\x00", "192.168.100.1\x00", "x", "<b>", "%", "_"])
 def test_it_matches_no_host_with_a_prefix_no_address_has(client, viewer, prefix):
     director = Director.objects.create(name="big", masquerade=False)

@@ -119,6 +119,22 @@ def test_it_checks_in_a_child_process_and_mirrors_each_result(checker):
     up.close()
 
 
+def test_it_holds_the_childs_malloc_to_one_arena_unless_the_operator_says_otherwise(checker, monkeypatch):
+    def environ(pid):
+        return dict(v.split("=", 1) for v in open(f"/proc/{pid}/environ").read().split("\0") if "=" in v)
+
+    svc = service([free_port()])
+    checker.update([svc])
+    assert wait_for(lambda: checker.pid is not None)
+    env = environ(checker.pid)
+    assert env["MALLOC_ARENA_MAX"] == "1" and env["MALLOC_MMAP_THRESHOLD_"] == "65536"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    old = checker.pid
+    os.kill(old, signal.SIGKILL)  # restarted by the supervisor, with the environment of now
+    assert wait_for(lambda: checker.pid not in (None, old))
+    assert environ(checker.pid)["MALLOC_ARENA_MAX"] == "4"
+
+
 def test_it_starts_no_process_until_there_is_something_to_check():
     proc = CheckerProcess()
     proc.start()
