@@ -98,7 +98,9 @@ def test_it_lists_only_this_directors_servers_of_a_shared_host():
     b = Director.objects.create(name="b", masquerade=False)
     for director, ports in ((a, (80, 443)), (b, (80, 8080, 8443))):
         for port in ports:
-            vs = VirtualService.objects.create(director=director, protocol="tcp", address="10.0.0.1", port=port)
+            vs = VirtualService.objects.create(
+                director=director, protocol="tcp", address="10.0.0.1", port=port
+            )
             RealServer.objects.create(service=vs, address="192.168.1.7", port=port)
     for director, count in ((a, 2), (b, 3)):
         (host,) = live.hosts(director).object_list
