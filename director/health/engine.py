@@ -623,9 +623,8 @@ class HealthEngine:
         cache[key] = checker
         return checker
 
-    def _apply(self, services: list[ServiceSpec], known: dict | None = None, tag: int = 0) -> None:
+    def _apply(self, services: list[ServiceSpec], known: dict, tag: int) -> None:
         """Diff the running jobs against `services` (engine thread only); see update() for known and tag."""
-        known = known or {}
         self._applied = services
         checkers: dict[tuple[CheckSpec, str], Checker] = {}
         wanted: dict[tuple[ServiceKey, RealKey], tuple] = {}
