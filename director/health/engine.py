@@ -415,6 +415,10 @@ class HealthEngine:
         if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
             achieved = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
         lag, self._lag = self._lag, 0.0  # worst since the previous call (a lost race only loses a maximum)
+        if self._tick_at and self.running:
+            # a loop kept from running its tick (another thread holding the interpreter lock) measures no lag
+            # of its own: asked from outside, it is behind by as long as its tick is overdue
+            lag = max(lag, time.monotonic() - self._tick_at)
         throttled = self._throttled
         return EngineLoad(
             configured=round(self._configured, 1),
